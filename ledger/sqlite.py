@@ -1,0 +1,654 @@
+"""The SQLite backend: one file, WAL, a single writer that group-commits concurrent appends.
+
+The append path, in one place:
+
+1. ``append`` validates and encodes its events in the caller's task (:func:`store.prepare`).
+2. It queues a request and waits for the write lock. Whoever holds the lock takes *every* queued
+   request and commits them in one ``BEGIN IMMEDIATE`` transaction: one fsync for the group.
+3. Inside it, one query reads the head (position and hash), the versions of the streams the
+   group touches and the events already stored under the group's explicit ids; the
+   :class:`store.Planner` checks each request on its own (a conflict fails that request only),
+   assigns positions and hashes, and one ``executemany`` writes the rows.
+4. ``COMMIT`` (``synchronous=FULL``: the WAL is fsynced) and every request is answered.
+
+Positions are assigned under SQLite's write lock from the committed head, so they stay
+gap-free across processes; a crash before ``COMMIT`` leaves nothing of the group.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+import aiosqlite
+import anyio
+
+from .errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    FormatError,
+    IntegrityError,
+    LedgerError,
+    NotALedgerError,
+    ReadOnlyError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreError,
+)
+from .events import Event
+from .store import (
+    GENESIS_HASH,
+    ROW_COLUMNS,
+    AppendResult,
+    Durability,
+    EventStore,
+    ImportItem,
+    ImportResult,
+    IntegrityReport,
+    Planner,
+    Prepared,
+    Record,
+    Stored,
+    chain_hash,
+    prepare,
+    prepare_import,
+    record_from_row,
+    to_micros,
+)
+
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore"]
+
+APPLICATION_ID: Final = 0x50594C47  # "PYLG"
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = f"""
+BEGIN IMMEDIATE;
+CREATE TABLE IF NOT EXISTS events (
+    position       INTEGER PRIMARY KEY,
+    stream         TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    type           TEXT    NOT NULL,
+    schema         INTEGER NOT NULL,
+    occurred_at    INTEGER NOT NULL,
+    recorded_at    INTEGER NOT NULL,
+    event_id       TEXT    NOT NULL UNIQUE,
+    correlation_id TEXT,
+    causation_id   TEXT,
+    data           TEXT    NOT NULL,
+    hash           BLOB    NOT NULL,
+    UNIQUE (stream, version)
+);
+CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (occurred_at);
+CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id)
+    WHERE correlation_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS ledger_head (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    position INTEGER NOT NULL,
+    hash     BLOB    NOT NULL
+);
+INSERT OR IGNORE INTO ledger_head VALUES (1, 0, zeroblob(32));
+CREATE TRIGGER IF NOT EXISTS events_head AFTER INSERT ON events BEGIN
+    UPDATE ledger_head SET position = NEW.position, hash = NEW.hash WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
+    SELECT RAISE(ABORT, 'payledger events are immutable');
+END;
+CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events BEGIN
+    SELECT RAISE(ABORT, 'payledger events are immutable');
+END;
+PRAGMA application_id = {APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+COMMIT;
+"""
+
+_SELECT: Final = (
+    "SELECT position, stream, version, type, schema, occurred_at, recorded_at, "
+    "event_id, correlation_id, causation_id, data FROM events"
+)
+_INSERT: Final = f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+# One round trip reads everything a group needs: the head, the versions of its streams and the
+# events already stored under its explicit ids.
+_PLAN_QUERY: Final = """
+SELECT 0, NULL, position, NULL, NULL, hash FROM ledger_head WHERE id = 1
+UNION ALL
+SELECT 1, stream, MAX(version), NULL, NULL, NULL FROM events
+    WHERE stream IN (SELECT value FROM json_each(?1)) GROUP BY stream
+UNION ALL
+SELECT 2, event_id, position, stream, version, data FROM events
+    WHERE event_id IN (SELECT value FROM json_each(?2))
+"""
+
+
+class _Request:
+    __slots__ = ("done", "error", "expected_version", "prepared", "result", "stream")
+
+    def __init__(self, stream: str, prepared: list[Prepared], expected: int | None) -> None:
+        self.stream = stream
+        self.prepared = prepared
+        self.expected_version = expected
+        self.done = False
+        self.result: AppendResult | None = None
+        self.error: BaseException | None = None
+
+
+def _translate(e: sqlite3.Error, what: str) -> LedgerError:
+    message = str(e)
+    if "readonly" in message or "read-only" in message:
+        return ReadOnlyError(f"{what}: the store is read-only ({message})")
+    if "locked" in message or "busy" in message:
+        return StoreError(f"{what}: the store stayed busy past the busy timeout ({message})")
+    if "not a database" in message or "malformed" in message:
+        return NotALedgerError(f"{what}: not a payledger store ({message})")
+    return StoreError(f"{what}: {message}")
+
+
+class SQLiteEventStore(EventStore):
+    """The event store in one SQLite file. Open it with :func:`ledger.open_store`."""
+
+    def __init__(
+        self,
+        path: str,
+        writer: aiosqlite.Connection | None,
+        reader: aiosqlite.Connection,
+        *,
+        readonly: bool,
+    ) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._writer = writer
+        self._reader = reader
+        self._queue: list[_Request] = []
+        self._write_lock = anyio.Lock()
+        self._appended = anyio.Event()
+        self._closed = False
+
+    # --- opening ---------------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        readonly: bool = False,
+        durability: Durability = "full",
+        busy_timeout: float = 30.0,
+    ) -> SQLiteEventStore:
+        path = str(path)
+        if durability not in ("full", "normal"):
+            raise ValueError(f"durability is 'full' or 'normal', not {durability!r}")
+        apath = anyio.Path(path)
+        if readonly and not await apath.exists():
+            raise StoreError(f"{path}: no such store")
+        if not readonly and await apath.is_dir():
+            raise StoreError(f"{path}: is a directory, not a store")
+        writer: aiosqlite.Connection | None = None
+        reader: aiosqlite.Connection | None = None
+        try:
+            if not readonly:
+                writer = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+                await cls._setup_writer(writer, path, durability, busy_timeout)
+            uri = (await apath.absolute()).as_uri() + ("?mode=ro" if readonly else "")
+            reader = await aiosqlite.connect(
+                uri, uri=True, timeout=busy_timeout, isolation_level=None
+            )
+            await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            await cls._check_schema(reader, path)
+            if readonly:
+                await reader.execute("PRAGMA query_only = ON")
+        except BaseException as e:
+            for conn in (writer, reader):
+                if conn is not None:
+                    with anyio.CancelScope(shield=True):
+                        await conn.close()
+            if isinstance(e, sqlite3.Error):
+                raise _translate(e, path) from e
+            raise
+        return cls(path, writer, reader, readonly=readonly)
+
+    @staticmethod
+    async def _setup_writer(
+        conn: aiosqlite.Connection, path: str, durability: Durability, busy_timeout: float
+    ) -> None:
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        await SQLiteEventStore._check_schema(conn, path, allow_empty=True)
+        await conn.execute("PRAGMA journal_mode = WAL")
+        await conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+        rows = await conn.execute_fetchall("PRAGMA user_version")
+        if next(iter(rows))[0] == 0:
+            # Idempotent and in one transaction of its own: several processes may race here.
+            try:
+                await conn.executescript(_SCHEMA)
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    async def _check_schema(
+        conn: aiosqlite.Connection, path: str, allow_empty: bool = False
+    ) -> None:
+        app = next(iter(await conn.execute_fetchall("PRAGMA application_id")))[0]
+        version = next(iter(await conn.execute_fetchall("PRAGMA user_version")))[0]
+        if app == 0 and version == 0:
+            tables = next(iter(await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")))
+            if tables[0]:
+                raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
+            if not allow_empty:
+                raise NotALedgerError(f"{path}: an empty file, not a payledger store")
+            return
+        if app != APPLICATION_ID:
+            raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"{path}: written by a newer payledger (schema {version}; this one reads "
+                f"up to {SCHEMA_VERSION}): upgrade payledger to open it"
+            )
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with anyio.CancelScope(shield=True):
+            async with self._write_lock:
+                for conn in (self._writer, self._reader):
+                    if conn is not None:
+                        await conn.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self.path}: the store is closed")
+
+    def _writable(self) -> aiosqlite.Connection:
+        self._check_open()
+        if self._writer is None:
+            raise ReadOnlyError(f"{self.path}: the store is opened read-only")
+        return self._writer
+
+    # --- appending -------------------------------------------------------------------------
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        *,
+        expected_version: int | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_ids: Sequence[str | uuid.UUID] | None = None,
+    ) -> AppendResult:
+        self._writable()
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            raise ValueError("expected_version is None or an integer >= 0")
+        prepared = prepare(
+            stream,
+            events,
+            event_ids=event_ids,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        if not prepared:
+            version = await self.stream_version(stream)
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(stream, expected_version, version)
+            return AppendResult(stream=stream, positions=(), version=version)
+        request = _Request(stream, prepared, expected_version)
+        self._queue.append(request)
+        try:
+            async with self._write_lock:
+                if not request.done:
+                    self._check_open()
+                    batch, self._queue = self._queue, []
+                    with anyio.CancelScope(shield=True):
+                        await self._commit(batch)
+        except anyio.get_cancelled_exc_class():
+            if request in self._queue:  # never taken by a leader: it will not be written
+                self._queue.remove(request)
+            raise
+        finally:
+            if not request.done and request in self._queue and self._closed:
+                self._queue.remove(request)
+        if request.error is not None:
+            raise request.error
+        assert request.result is not None
+        return request.result
+
+    async def _commit(self, batch: list[_Request]) -> None:
+        conn = self._writable()
+        streams = sorted({r.stream for r in batch})
+        ids = [p.event_id for r in batch for p in r.prepared if p.explicit_id]
+        try:
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                planner = await self._planner(conn, streams, ids)
+                for request in batch:
+                    try:
+                        request.result = planner.plan(
+                            request.stream, request.prepared, request.expected_version
+                        )
+                    except (ConcurrencyError, DuplicateEventError) as e:
+                        request.error = e
+                if planner.rows:
+                    await conn.executemany(_INSERT, planner.rows)
+                await conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as e:
+            error = _translate(e, f"{self.path}: append")
+            error.__cause__ = e
+            for request in batch:
+                request.result, request.error = None, error
+        except BaseException as e:
+            for request in batch:
+                request.result, request.error = None, e
+            raise
+        finally:
+            for request in batch:
+                request.done = True
+        self._notify()
+
+    async def _planner(
+        self, conn: aiosqlite.Connection, streams: Sequence[str], ids: Sequence[str]
+    ) -> Planner:
+        rows = await conn.execute_fetchall(_PLAN_QUERY, (json.dumps(streams), json.dumps(ids)))
+        planner: Planner | None = None
+        for kind, key, number, stream, version, blob in rows:
+            if kind == 0:
+                planner = Planner(number, blob)
+            elif kind == 1:
+                assert planner is not None
+                planner.versions[key] = number
+            else:
+                assert planner is not None
+                planner.stored[key] = Stored(number, stream, version, blob)
+        if planner is None:
+            raise NotALedgerError(f"{self.path}: the store's head row is missing")
+        return planner
+
+    def _notify(self) -> None:
+        self._appended.set()
+        self._appended = anyio.Event()
+
+    async def import_events(
+        self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *, chunk: int = 5000
+    ) -> ImportResult:
+        conn = self._writable()
+        appended = skipped = 0
+        first: int | None = None
+        last: int | None = None
+        async with self._write_lock:
+            with anyio.CancelScope(shield=True):
+                self._check_open()
+                try:
+                    await conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        planner: Planner | None = None
+                        async for batch in _chunks(items, chunk):
+                            prepared = [prepare_import(item) for item in batch]
+                            streams = sorted(
+                                {p.stream for p in prepared}
+                                - (set() if planner is None else set(planner.versions))
+                            )
+                            ids = [p.event_id for p in prepared if p.explicit_id]
+                            fresh = await self._planner(conn, streams, ids)
+                            if planner is None:
+                                planner = fresh
+                            else:
+                                planner.versions.update(fresh.versions)
+                                planner.stored.update(fresh.stored)
+                                planner.rows = []
+                            for item, p in zip(batch, prepared, strict=True):
+                                try:
+                                    result = planner.plan(p.stream, [p], None)
+                                except DuplicateEventError as e:
+                                    raise FormatError(item.line, str(e), field="event_id") from e
+                                if result.duplicate:
+                                    skipped += 1
+                                else:
+                                    appended += 1
+                                    first = first or result.positions[0]
+                                    last = result.positions[-1]
+                            if planner.rows:
+                                await conn.executemany(_INSERT, planner.rows)
+                        await conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            await conn.execute("ROLLBACK")
+                        raise
+                except sqlite3.Error as e:
+                    raise _translate(e, f"{self.path}: import") from e
+        self._notify()
+        return ImportResult(
+            appended=appended, skipped=skipped, first_position=first, last_position=last
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
+        self._check_open()
+        try:
+            return await self._reader.execute_fetchall(sql, params)
+        except sqlite3.Error as e:
+            raise _translate(e, f"{self.path}: read") from e
+
+    async def _paged(
+        self,
+        where: str,
+        params: Sequence[Any],
+        from_position: int,
+        to_position: int | None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Record]:
+        clauses = [where] if where else []
+        clauses.append("position >= ?")
+        if to_position is not None:
+            clauses.append("position <= ?")
+        sql = f"{_SELECT} WHERE {' AND '.join(clauses)} ORDER BY position LIMIT {int(page_size)}"
+        position = max(1, from_position)
+        while True:
+            bound = [*params, position] + ([to_position] if to_position is not None else [])
+            rows = list(await self._fetch(sql, bound))
+            for row in rows:
+                yield record_from_row(row)
+            if len(rows) < page_size:
+                return
+            position = rows[-1][0] + 1
+
+    async def read_all(
+        self,
+        from_position: int = 1,
+        *,
+        to_position: int | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Record]:
+        async for record in self._paged("", (), from_position, to_position, page_size):
+            yield record
+
+    async def read_stream(
+        self, stream: str, from_version: int = 1, *, to_position: int | None = None
+    ) -> AsyncIterator[Record]:
+        sql = f"{_SELECT} WHERE stream = ? AND version >= ?"
+        if to_position is not None:
+            sql += " AND position <= ?"
+        sql += " ORDER BY version LIMIT 1000"
+        version = max(1, from_version)
+        while True:
+            params: list[Any] = [stream, version]
+            if to_position is not None:
+                params.append(to_position)
+            rows = list(await self._fetch(sql, params))
+            for row in rows:
+                yield record_from_row(row)
+            if len(rows) < 1000:
+                return
+            version = rows[-1][2] + 1
+
+    async def read_streams(
+        self,
+        streams: Iterable[str],
+        *,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> AsyncIterator[Record]:
+        names = sorted(set(streams))
+        if not names:
+            return
+        async for record in self._paged(
+            "stream IN (SELECT value FROM json_each(?))",
+            (json.dumps(names),),
+            from_position,
+            to_position,
+        ):
+            yield record
+
+    async def query(
+        self,
+        *,
+        stream: str | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        correlation_id: str | None = None,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> AsyncIterator[Record]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if stream is not None:
+            clauses.append("stream = ?")
+            params.append(stream)
+        if types:
+            clauses.append("type IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(list(types)))
+        if since is not None:
+            clauses.append("occurred_at >= ?")
+            params.append(to_micros(since))
+        if until is not None:
+            clauses.append("occurred_at <= ?")
+            params.append(to_micros(until))
+        if correlation_id is not None:
+            clauses.append("correlation_id = ?")
+            params.append(correlation_id)
+        async for record in self._paged(" AND ".join(clauses), params, from_position, to_position):
+            yield record
+
+    async def head(self) -> int:
+        rows = await self._fetch("SELECT position FROM ledger_head WHERE id = 1", ())
+        return int(next(iter(rows))[0])
+
+    async def stream_version(self, stream: str) -> int:
+        rows = await self._fetch("SELECT MAX(version) FROM events WHERE stream = ?", (stream,))
+        value = next(iter(rows))[0]
+        return int(value) if value is not None else 0
+
+    async def position_at(self, moment: datetime) -> int:
+        rows = await self._fetch(
+            "SELECT MAX(position) FROM events WHERE occurred_at <= ?", (to_micros(moment),)
+        )
+        value = next(iter(rows))[0]
+        return int(value) if value is not None else 0
+
+    async def wait_for_append(self, after_position: int) -> int:
+        """Wait until the head passes ``after_position``; returns the new head. Appends by this
+        store wake the waiter at once; appends by other processes are seen by polling (every
+        50 ms). Bound the wait with ``anyio.move_on_after``."""
+        while True:
+            head = await self.head()
+            if head > after_position:
+                return head
+            with anyio.move_on_after(0.05):
+                await self._appended.wait()
+
+    # --- integrity -------------------------------------------------------------------------
+
+    async def verify(self) -> IntegrityReport:
+        sql = (
+            "SELECT position, stream, version, event_id, correlation_id, causation_id, "
+            "recorded_at, schema, data, hash FROM events WHERE position > ? "
+            "ORDER BY position LIMIT 5000"
+        )
+        prev, expected, checked = GENESIS_HASH, 1, 0
+        versions: dict[str, int] = {}
+        after = 0
+
+        def bad(position: int, reason: str) -> IntegrityReport:
+            return IntegrityReport(
+                ok=False,
+                checked=checked,
+                head_position=expected - 1,
+                head_hash=prev.hex(),
+                first_bad_position=position,
+                reason=reason,
+            )
+
+        while True:
+            rows = list(await self._fetch(sql, (after,)))
+            for position, stream, version, eid, corr, caus, rec, schema, data, stored in rows:
+                if position != expected:
+                    return bad(expected, f"position {expected} is missing (next is {position})")
+                if version != versions.get(stream, 0) + 1:
+                    return bad(position, f"stream {stream!r} jumps to version {version}")
+                digest = chain_hash(
+                    prev, position, stream, version, eid, corr, caus, rec, schema, data
+                )
+                if digest != stored:
+                    return bad(position, "its hash does not match its content and the chain")
+                versions[stream] = version
+                prev, expected, checked = digest, expected + 1, checked + 1
+            if len(rows) < 5000:
+                break
+            after = rows[-1][0]
+        head_rows = list(await self._fetch("SELECT position, hash FROM ledger_head", ()))
+        if not head_rows:
+            return bad(expected, "the store's head record is missing")
+        head_position, head_hash = head_rows[0]
+        last = expected - 1
+        if head_position > last:
+            return bad(expected, f"the log ends at {last} but its head records {head_position}")
+        if head_position < last:
+            return bad(head_position + 1, f"events after the recorded head {head_position}")
+        if head_hash != prev:
+            return bad(max(last, 1), "the head hash does not match the log")
+        return IntegrityReport(
+            ok=True, checked=checked, head_position=expected - 1, head_hash=prev.hex()
+        )
+
+    async def check(self) -> None:
+        """Raise :class:`IntegrityError` naming the first bad position, if any."""
+        report = await self.verify()
+        if not report.ok:
+            assert report.first_bad_position is not None
+            assert report.reason is not None
+            raise IntegrityError(report.first_bad_position, report.reason)
+
+
+async def _chunks(
+    items: Iterable[ImportItem] | AsyncIterable[ImportItem], size: int
+) -> AsyncIterator[list[ImportItem]]:
+    batch: list[ImportItem] = []
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    else:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                await anyio.lowlevel.checkpoint()
+    if batch:
+        yield batch

@@ -1,0 +1,5 @@
+"""``python -m replay`` runs the ``payledger`` command line."""
+
+from replay.cli import run
+
+run()

@@ -1,0 +1,1 @@
+"""One module per ``payledger`` command; each has ``register(subparsers)``."""

@@ -1,0 +1,47 @@
+"""``payledger --db P import FILE``: append every event of a JSON Lines file, atomically."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ledger.codec import read_lines
+
+from ._common import add_command, console, open_db, print_json
+
+
+def register(sub: Any) -> None:
+    parser = add_command(
+        sub, "import", "append every event of a JSON Lines file atomically ('-': stdin)", run
+    )
+    parser.add_argument("file", metavar="FILE")
+
+
+async def run(args: argparse.Namespace) -> int:
+    source = "<stdin>" if args.file == "-" else args.file
+    async with open_db(args, readonly=False) as store:
+        if args.file == "-":
+            result = await store.import_events(read_lines(sys.stdin.buffer, source))
+        else:
+            try:
+                handle = open(args.file, "rb")  # noqa: SIM115, ASYNC230 - streamed in the import
+            except OSError as e:
+                from ledger.errors import FormatError
+
+                raise FormatError(0, f"cannot read the file: {e.strerror}", source=source) from e
+            with handle:
+                result = await store.import_events(read_lines(handle, source))
+    if args.json:
+        print_json(result)
+    else:
+        console.print(
+            f"imported {result.appended} events"
+            + (
+                f" (positions {result.first_position}-{result.last_position})"
+                if result.appended
+                else ""
+            )
+            + (f", skipped {result.skipped} already stored" if result.skipped else "")
+        )
+    return 0

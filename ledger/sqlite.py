@@ -112,17 +112,40 @@ _SELECT: Final = (
     "event_id, correlation_id, causation_id, data FROM events"
 )
 _INSERT: Final = f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-# One round trip reads everything a group needs: the head, the versions of its streams and the
-# events already stored under its explicit ids.
-_PLAN_QUERY: Final = """
-SELECT 0, NULL, position, NULL, NULL, hash FROM ledger_head WHERE id = 1
-UNION ALL
-SELECT 1, stream, MAX(version), NULL, NULL, NULL FROM events
-    WHERE stream IN (SELECT value FROM json_each(?1)) GROUP BY stream
-UNION ALL
-SELECT 2, event_id, position, stream, version, data FROM events
-    WHERE event_id IN (SELECT value FROM json_each(?2))
-"""
+
+
+def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
+    """``column IN (values)`` as SQL and its parameters: one JSON array through ``json_each``
+    (one parameter however many values), except for values holding a NUL character, which
+    ``json_each`` would truncate, and which are bound one by one."""
+    plain: list[str] = []
+    odd: list[str] = []
+    for value in values:
+        (odd if "\x00" in value else plain).append(value)
+    sql = f"{column} IN (SELECT value FROM json_each(?))"
+    if odd:
+        sql = f"({sql} OR {column} IN ({', '.join('?' * len(odd))}))"
+    return sql, [json.dumps(plain), *odd]
+
+
+def _plan_query(streams: Sequence[str], ids: Sequence[str]) -> tuple[str, list[Any]]:
+    """One round trip reads everything a group needs: the head, the current version of each of
+    its streams (an index seek each: long streams cost no more than short ones) and the events
+    already stored under its explicit ids."""
+    plain = [s for s in streams if "\x00" not in s]
+    odd = [s for s in streams if "\x00" in s]
+    seek = "(SELECT e.version FROM events e WHERE e.stream = {} ORDER BY e.version DESC LIMIT 1)"
+    parts = [
+        "SELECT 0, NULL, position, NULL, NULL, hash FROM ledger_head WHERE id = 1",
+        f"SELECT 1, j.value, {seek.format('j.value')}, NULL, NULL, NULL FROM json_each(?) j",
+    ]
+    params: list[Any] = [json.dumps(plain)]
+    for stream in odd:
+        parts.append(f"SELECT 1, ?, {seek.format('?')}, NULL, NULL, NULL")
+        params += [stream, stream]
+    in_ids, id_params = _in("event_id", ids)
+    parts.append(f"SELECT 2, event_id, position, stream, version, data FROM events WHERE {in_ids}")
+    return "\nUNION ALL\n".join(parts), [*params, *id_params]
 
 
 class _Request:
@@ -148,13 +171,116 @@ def _translate(e: sqlite3.Error, what: str) -> LedgerError:
     return StoreError(f"{what}: {message}")
 
 
+def _header(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """(application_id, user_version, number of schema objects) of an open database."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    return int(app), int(version), int(objects)
+
+
+def _check_header(header: tuple[int, int, int], path: str, *, allow_empty: bool) -> None:
+    app, version, objects = header
+    if app == 0 and version == 0:
+        if objects:
+            raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
+        if not allow_empty:
+            raise NotALedgerError(f"{path}: an empty file, not a payledger store")
+        return
+    if app != APPLICATION_ID:
+        raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path}: written by a newer payledger (schema {version}; this one reads "
+            f"up to {SCHEMA_VERSION}): upgrade payledger to open it"
+        )
+
+
+def _open_writer(path: str, durability: Durability, busy_timeout: float) -> sqlite3.Connection:
+    """The writer's connection, with the schema created if the file is new (runs in a thread)."""
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        _check_header(_header(conn), path, allow_empty=True)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {durability.upper()}")
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 0:
+            # Idempotent and in one transaction of its own: several processes may race here.
+            try:
+                conn.executescript(_SCHEMA)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _planner(conn: sqlite3.Connection, streams: Sequence[str], ids: Sequence[str]) -> Planner:
+    """Read, in one query, what planning a group needs (inside its transaction)."""
+    sql, params = _plan_query(streams, ids)
+    rows = conn.execute(sql, params).fetchall()
+    planner: Planner | None = None
+    for kind, key, number, stream, version, blob in rows:
+        if kind == 0:
+            planner = Planner(number, blob)
+        elif kind == 1:
+            if number is not None:
+                assert planner is not None
+                planner.versions[key] = number
+        else:
+            assert planner is not None
+            planner.stored[key] = Stored(number, stream, version, blob)
+    if planner is None:
+        raise NotALedgerError("the store's head row is missing")
+    return planner
+
+
+def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
+    """Plan and write a group of append calls in one transaction (runs in the writer thread).
+
+    Each call's conflict is recorded on its request; a database error fails the whole group,
+    and then nothing of it is written."""
+    streams = sorted({r.stream for r in batch})
+    ids = [p.event_id for r in batch for p in r.prepared if p.explicit_id]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        planner = _planner(conn, streams, ids)
+        for request in batch:
+            try:
+                request.result = planner.plan(
+                    request.stream, request.prepared, request.expected_version
+                )
+            except (ConcurrencyError, DuplicateEventError) as e:
+                request.error = e
+        if planner.rows:
+            conn.executemany(_INSERT, planner.rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        for request in batch:
+            request.result = None
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteEventStore(EventStore):
-    """The event store in one SQLite file. Open it with :func:`ledger.open_store`."""
+    """The event store in one SQLite file. Open it with :func:`ledger.open_store`.
+
+    Reads go through an aiosqlite connection. Writes go through one plain ``sqlite3``
+    connection driven from a worker thread, one thread hop per group commit (``BEGIN
+    IMMEDIATE``, the planning query, the inserts and ``COMMIT`` together), serialized by the
+    store's write lock.
+    """
 
     def __init__(
         self,
         path: str,
-        writer: aiosqlite.Connection | None,
+        writer: sqlite3.Connection | None,
         reader: aiosqlite.Connection,
         *,
         readonly: bool,
@@ -165,6 +291,8 @@ class SQLiteEventStore(EventStore):
         self._reader = reader
         self._queue: list[_Request] = []
         self._write_lock = anyio.Lock()
+        self._writer_thread = anyio.CapacityLimiter(1)
+        self._turn = anyio.Event()
         self._appended = anyio.Event()
         self._closed = False
 
@@ -187,68 +315,36 @@ class SQLiteEventStore(EventStore):
             raise StoreError(f"{path}: no such store")
         if not readonly and await apath.is_dir():
             raise StoreError(f"{path}: is a directory, not a store")
-        writer: aiosqlite.Connection | None = None
+        writer: sqlite3.Connection | None = None
         reader: aiosqlite.Connection | None = None
         try:
             if not readonly:
-                writer = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
-                await cls._setup_writer(writer, path, durability, busy_timeout)
+                writer = await anyio.to_thread.run_sync(
+                    _open_writer, path, durability, busy_timeout
+                )
             uri = (await apath.absolute()).as_uri() + ("?mode=ro" if readonly else "")
             reader = await aiosqlite.connect(
                 uri, uri=True, timeout=busy_timeout, isolation_level=None
             )
             await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            await cls._check_schema(reader, path)
+            app = next(iter(await reader.execute_fetchall("PRAGMA application_id")))[0]
+            version = next(iter(await reader.execute_fetchall("PRAGMA user_version")))[0]
+            objects = next(
+                iter(await reader.execute_fetchall("SELECT count(*) FROM sqlite_master"))
+            )
+            _check_header((app, version, objects[0]), path, allow_empty=False)
             if readonly:
                 await reader.execute("PRAGMA query_only = ON")
         except BaseException as e:
-            for conn in (writer, reader):
-                if conn is not None:
-                    with anyio.CancelScope(shield=True):
-                        await conn.close()
+            with anyio.CancelScope(shield=True):
+                if reader is not None:
+                    await reader.close()
+                if writer is not None:
+                    writer.close()
             if isinstance(e, sqlite3.Error):
                 raise _translate(e, path) from e
             raise
         return cls(path, writer, reader, readonly=readonly)
-
-    @staticmethod
-    async def _setup_writer(
-        conn: aiosqlite.Connection, path: str, durability: Durability, busy_timeout: float
-    ) -> None:
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        await SQLiteEventStore._check_schema(conn, path, allow_empty=True)
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute(f"PRAGMA synchronous = {durability.upper()}")
-        rows = await conn.execute_fetchall("PRAGMA user_version")
-        if next(iter(rows))[0] == 0:
-            # Idempotent and in one transaction of its own: several processes may race here.
-            try:
-                await conn.executescript(_SCHEMA)
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
-
-    @staticmethod
-    async def _check_schema(
-        conn: aiosqlite.Connection, path: str, allow_empty: bool = False
-    ) -> None:
-        app = next(iter(await conn.execute_fetchall("PRAGMA application_id")))[0]
-        version = next(iter(await conn.execute_fetchall("PRAGMA user_version")))[0]
-        if app == 0 and version == 0:
-            tables = next(iter(await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")))
-            if tables[0]:
-                raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
-            if not allow_empty:
-                raise NotALedgerError(f"{path}: an empty file, not a payledger store")
-            return
-        if app != APPLICATION_ID:
-            raise NotALedgerError(f"{path}: an SQLite database, but not a payledger store")
-        if version > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"{path}: written by a newer payledger (schema {version}; this one reads "
-                f"up to {SCHEMA_VERSION}): upgrade payledger to open it"
-            )
 
     async def aclose(self) -> None:
         if self._closed:
@@ -256,15 +352,15 @@ class SQLiteEventStore(EventStore):
         self._closed = True
         with anyio.CancelScope(shield=True):
             async with self._write_lock:
-                for conn in (self._writer, self._reader):
-                    if conn is not None:
-                        await conn.close()
+                await self._reader.close()
+                if self._writer is not None:
+                    await anyio.to_thread.run_sync(self._writer.close, limiter=self._writer_thread)
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"{self.path}: the store is closed")
 
-    def _writable(self) -> aiosqlite.Connection:
+    def _writable(self) -> sqlite3.Connection:
         self._check_open()
         if self._writer is None:
             raise ReadOnlyError(f"{self.path}: the store is opened read-only")
@@ -304,19 +400,28 @@ class SQLiteEventStore(EventStore):
         request = _Request(stream, prepared, expected_version)
         self._queue.append(request)
         try:
-            async with self._write_lock:
-                if not request.done:
-                    self._check_open()
-                    batch, self._queue = self._queue, []
-                    with anyio.CancelScope(shield=True):
-                        await self._commit(batch)
-        except anyio.get_cancelled_exc_class():
-            if request in self._queue:  # never taken by a leader: it will not be written
+            while not request.done:
+                if self._write_lock.locked():
+                    # A leader is committing: wait for its turn to end, then look again.
+                    await self._turn.wait()
+                    continue
+                async with self._write_lock:
+                    try:
+                        # Let the tasks the last commit woke queue their next appends, so the
+                        # group is as large as the load.
+                        await anyio.lowlevel.checkpoint()
+                        self._check_open()
+                        batch, self._queue = self._queue, []
+                        if batch:
+                            with anyio.CancelScope(shield=True):
+                                await self._commit(batch)
+                    finally:
+                        self._turn.set()
+                        self._turn = anyio.Event()
+        except BaseException:
+            if not request.done and request in self._queue:  # never written: drop it
                 self._queue.remove(request)
             raise
-        finally:
-            if not request.done and request in self._queue and self._closed:
-                self._queue.remove(request)
         if request.error is not None:
             raise request.error
         assert request.result is not None
@@ -324,57 +429,21 @@ class SQLiteEventStore(EventStore):
 
     async def _commit(self, batch: list[_Request]) -> None:
         conn = self._writable()
-        streams = sorted({r.stream for r in batch})
-        ids = [p.event_id for r in batch for p in r.prepared if p.explicit_id]
         try:
-            await conn.execute("BEGIN IMMEDIATE")
-            try:
-                planner = await self._planner(conn, streams, ids)
-                for request in batch:
-                    try:
-                        request.result = planner.plan(
-                            request.stream, request.prepared, request.expected_version
-                        )
-                    except (ConcurrencyError, DuplicateEventError) as e:
-                        request.error = e
-                if planner.rows:
-                    await conn.executemany(_INSERT, planner.rows)
-                await conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    await conn.execute("ROLLBACK")
-                raise
+            await anyio.to_thread.run_sync(_commit_group, conn, batch, limiter=self._writer_thread)
         except sqlite3.Error as e:
             error = _translate(e, f"{self.path}: append")
             error.__cause__ = e
             for request in batch:
-                request.result, request.error = None, error
+                request.error = error
         except BaseException as e:
             for request in batch:
-                request.result, request.error = None, e
+                request.error = e
             raise
         finally:
             for request in batch:
                 request.done = True
         self._notify()
-
-    async def _planner(
-        self, conn: aiosqlite.Connection, streams: Sequence[str], ids: Sequence[str]
-    ) -> Planner:
-        rows = await conn.execute_fetchall(_PLAN_QUERY, (json.dumps(streams), json.dumps(ids)))
-        planner: Planner | None = None
-        for kind, key, number, stream, version, blob in rows:
-            if kind == 0:
-                planner = Planner(number, blob)
-            elif kind == 1:
-                assert planner is not None
-                planner.versions[key] = number
-            else:
-                assert planner is not None
-                planner.stored[key] = Stored(number, stream, version, blob)
-        if planner is None:
-            raise NotALedgerError(f"{self.path}: the store's head row is missing")
-        return planner
 
     def _notify(self) -> None:
         self._appended.set()
@@ -384,53 +453,68 @@ class SQLiteEventStore(EventStore):
         self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *, chunk: int = 5000
     ) -> ImportResult:
         conn = self._writable()
-        appended = skipped = 0
-        first: int | None = None
-        last: int | None = None
+        totals = [0, 0]  # appended, skipped
+        bounds: list[int] = []
+
+        def plan_chunk(
+            planner: Planner | None, batch: list[ImportItem], prepared: list[Prepared]
+        ) -> Planner:
+            streams = sorted(
+                {p.stream for p in prepared} - set(() if planner is None else planner.versions)
+            )
+            ids = [p.event_id for p in prepared if p.explicit_id]
+            fresh = _planner(conn, streams, ids)
+            if planner is None:
+                planner = fresh
+            else:
+                planner.versions.update(fresh.versions)
+                planner.stored.update(fresh.stored)
+                planner.rows = []
+            for item, p in zip(batch, prepared, strict=True):
+                try:
+                    result = planner.plan(p.stream, [p], None)
+                except DuplicateEventError as e:
+                    raise FormatError(item.line, str(e), field="event_id") from e
+                if result.duplicate:
+                    totals[1] += 1
+                else:
+                    totals[0] += 1
+                    if not bounds:
+                        bounds.append(result.positions[0])
+                    bounds[1:] = [result.positions[-1]]
+            if planner.rows:
+                conn.executemany(_INSERT, planner.rows)
+            return planner
+
+        def run(sql: str) -> None:
+            conn.execute(sql)
+
         async with self._write_lock:
             with anyio.CancelScope(shield=True):
                 self._check_open()
+                thread = self._writer_thread
                 try:
-                    await conn.execute("BEGIN IMMEDIATE")
+                    await anyio.to_thread.run_sync(run, "BEGIN IMMEDIATE", limiter=thread)
                     try:
                         planner: Planner | None = None
                         async for batch in _chunks(items, chunk):
                             prepared = [prepare_import(item) for item in batch]
-                            streams = sorted(
-                                {p.stream for p in prepared}
-                                - (set() if planner is None else set(planner.versions))
+                            planner = await anyio.to_thread.run_sync(
+                                plan_chunk, planner, batch, prepared, limiter=thread
                             )
-                            ids = [p.event_id for p in prepared if p.explicit_id]
-                            fresh = await self._planner(conn, streams, ids)
-                            if planner is None:
-                                planner = fresh
-                            else:
-                                planner.versions.update(fresh.versions)
-                                planner.stored.update(fresh.stored)
-                                planner.rows = []
-                            for item, p in zip(batch, prepared, strict=True):
-                                try:
-                                    result = planner.plan(p.stream, [p], None)
-                                except DuplicateEventError as e:
-                                    raise FormatError(item.line, str(e), field="event_id") from e
-                                if result.duplicate:
-                                    skipped += 1
-                                else:
-                                    appended += 1
-                                    first = first or result.positions[0]
-                                    last = result.positions[-1]
-                            if planner.rows:
-                                await conn.executemany(_INSERT, planner.rows)
-                        await conn.execute("COMMIT")
+                        await anyio.to_thread.run_sync(run, "COMMIT", limiter=thread)
                     except BaseException:
                         if conn.in_transaction:
-                            await conn.execute("ROLLBACK")
+                            await anyio.to_thread.run_sync(run, "ROLLBACK", limiter=thread)
                         raise
                 except sqlite3.Error as e:
                     raise _translate(e, f"{self.path}: import") from e
         self._notify()
         return ImportResult(
-            appended=appended, skipped=skipped, first_position=first, last_position=last
+            appended=totals[0],
+            skipped=totals[1],
+            first_position=bounds[0] if bounds else None,
+            last_position=bounds[-1] if bounds else None,
         )
 
     # --- reading ---------------------------------------------------------------------------
@@ -504,12 +588,8 @@ class SQLiteEventStore(EventStore):
         names = sorted(set(streams))
         if not names:
             return
-        async for record in self._paged(
-            "stream IN (SELECT value FROM json_each(?))",
-            (json.dumps(names),),
-            from_position,
-            to_position,
-        ):
+        in_streams, params = _in("stream", names)
+        async for record in self._paged(in_streams, params, from_position, to_position):
             yield record
 
     async def query(
@@ -529,8 +609,9 @@ class SQLiteEventStore(EventStore):
             clauses.append("stream = ?")
             params.append(stream)
         if types:
-            clauses.append("type IN (SELECT value FROM json_each(?))")
-            params.append(json.dumps(list(types)))
+            in_types, type_params = _in("type", types)
+            clauses.append(in_types)
+            params.extend(type_params)
         if since is not None:
             clauses.append("occurred_at >= ?")
             params.append(to_micros(since))

@@ -62,10 +62,11 @@ class DuplicateEventError(LedgerError):
     """Raised when an ``event_id`` is already stored with different content, or when one call
     mixes events already stored with new ones."""
 
-    def __init__(self, event_id: str, position: int, detail: str) -> None:
+    def __init__(self, event_id: str, position: int | None, detail: str) -> None:
         self.event_id = event_id
         self.position = position
-        super().__init__(f"event_id {event_id} (stored at position {position}): {detail}")
+        where = f" (stored at position {position})" if position is not None else ""
+        super().__init__(f"event_id {event_id}{where}: {detail}")
 
 
 class EventValidationError(LedgerError):

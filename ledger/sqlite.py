@@ -468,7 +468,7 @@ class SQLiteEventStore(EventStore):
                 planner = fresh
             else:
                 planner.versions.update(fresh.versions)
-                planner.stored.update(fresh.stored)
+                planner.stored = fresh.stored  # earlier chunks are in the table by now
                 planner.rows = []
             for item, p in zip(batch, prepared, strict=True):
                 try:

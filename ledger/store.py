@@ -398,6 +398,10 @@ class Planner:
                 version=max(h.version for h in stored if h is not None),
                 duplicate=True,
             )
+        explicit = [p.event_id for p in prepared if p.explicit_id]
+        if len(set(explicit)) != len(explicit):
+            again = next(e for i, e in enumerate(explicit) if e in explicit[:i])
+            raise DuplicateEventError(again, None, "the call carries this event_id twice")
         current = self.versions.get(stream, 0)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyError(stream, expected_version, current)
@@ -437,9 +441,10 @@ class Planner:
                 )
             )
             positions.append(position)
-        # commit the plan of this call
+        # commit the plan of this call; remember explicit ids, which a later call may repeat
         for p, pos, row in zip(prepared, positions, rows, strict=True):
-            self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
+            if p.explicit_id:
+                self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
         self.rows.extend(rows)
         self.head_position, self.head_hash = position, prev
         self.versions[stream] = version

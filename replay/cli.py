@@ -70,17 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = anyio.run(args.handler, args)
+    except BrokenPipeError:  # `payledger export | head`
+        return EXIT_OK
     except (NotFoundError, IntegrityError) as e:
         print(f"payledger: {e}", file=sys.stderr)
         return EXIT_FINDING
     except LedgerError as e:
         print(f"payledger: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:  # a file the user named: unreadable, unwritable, missing directory
+        print(f"payledger: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("payledger: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return EXIT_OK
     return code
 
 

@@ -93,9 +93,6 @@ CREATE TABLE IF NOT EXISTS ledger_head (
     hash     BLOB    NOT NULL
 );
 INSERT OR IGNORE INTO ledger_head VALUES (1, 0, zeroblob(32));
-CREATE TRIGGER IF NOT EXISTS events_head AFTER INSERT ON events BEGIN
-    UPDATE ledger_head SET position = NEW.position, hash = NEW.hash WHERE id = 1;
-END;
 CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
     SELECT RAISE(ABORT, 'payledger events are immutable');
 END;
@@ -240,6 +237,15 @@ def _planner(conn: sqlite3.Connection, streams: Sequence[str], ids: Sequence[str
     return planner
 
 
+def _move_head(conn: sqlite3.Connection, planner: Planner) -> None:
+    """Record the new head in the same transaction as the rows. Only the store moves it, so a
+    row inserted behind the store's back leaves the head behind, and ``verify`` names it."""
+    conn.execute(
+        "UPDATE ledger_head SET position = ?, hash = ? WHERE id = 1",
+        (planner.head_position, planner.head_hash),
+    )
+
+
 def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
     """Plan and write a group of append calls in one transaction (runs in the writer thread).
 
@@ -259,6 +265,7 @@ def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
                 request.error = e
         if planner.rows:
             conn.executemany(_INSERT, planner.rows)
+            _move_head(conn, planner)
         conn.execute("COMMIT")
     except BaseException:
         for request in batch:
@@ -313,7 +320,9 @@ class SQLiteEventStore(EventStore):
         apath = anyio.Path(path)
         if readonly and not await apath.exists():
             raise StoreError(f"{path}: no such store")
-        if not readonly and await apath.is_dir():
+        if await apath.is_dir():
+            # (checked before aiosqlite is asked: a failed aiosqlite.connect leaves its worker
+            # thread reporting to a loop that may be closed by then)
             raise StoreError(f"{path}: is a directory, not a store")
         writer: sqlite3.Connection | None = None
         reader: aiosqlite.Connection | None = None
@@ -352,9 +361,14 @@ class SQLiteEventStore(EventStore):
         self._closed = True
         with anyio.CancelScope(shield=True):
             async with self._write_lock:
-                await self._reader.close()
-                if self._writer is not None:
-                    await anyio.to_thread.run_sync(self._writer.close, limiter=self._writer_thread)
+                try:
+                    await self._reader.close()
+                    if self._writer is not None:
+                        await anyio.to_thread.run_sync(
+                            self._writer.close, limiter=self._writer_thread
+                        )
+                finally:
+                    self._end_turn()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -416,8 +430,7 @@ class SQLiteEventStore(EventStore):
                             with anyio.CancelScope(shield=True):
                                 await self._commit(batch)
                     finally:
-                        self._turn.set()
-                        self._turn = anyio.Event()
+                        self._end_turn()
         except BaseException:
             if not request.done and request in self._queue:  # never written: drop it
                 self._queue.remove(request)
@@ -449,6 +462,12 @@ class SQLiteEventStore(EventStore):
         self._appended.set()
         self._appended = anyio.Event()
 
+    def _end_turn(self) -> None:
+        """Wake the appends waiting for the write lock's holder (a group commit, an import or
+        ``aclose``) to finish; every holder calls it before it lets the lock go."""
+        self._turn.set()
+        self._turn = anyio.Event()
+
     async def import_events(
         self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *, chunk: int = 5000
     ) -> ImportResult:
@@ -474,7 +493,9 @@ class SQLiteEventStore(EventStore):
                 try:
                     result = planner.plan(p.stream, [p], None)
                 except DuplicateEventError as e:
-                    raise FormatError(item.line, str(e), field="event_id") from e
+                    raise FormatError(
+                        item.line, str(e), field="event_id", source=item.source
+                    ) from e
                 if result.duplicate:
                     totals[1] += 1
                 else:
@@ -484,31 +505,35 @@ class SQLiteEventStore(EventStore):
                     bounds[1:] = [result.positions[-1]]
             if planner.rows:
                 conn.executemany(_INSERT, planner.rows)
+                _move_head(conn, planner)
             return planner
 
         def run(sql: str) -> None:
             conn.execute(sql)
 
         async with self._write_lock:
-            with anyio.CancelScope(shield=True):
-                self._check_open()
-                thread = self._writer_thread
-                try:
-                    await anyio.to_thread.run_sync(run, "BEGIN IMMEDIATE", limiter=thread)
+            try:
+                with anyio.CancelScope(shield=True):
+                    self._check_open()
+                    thread = self._writer_thread
                     try:
-                        planner: Planner | None = None
-                        async for batch in _chunks(items, chunk):
-                            prepared = [prepare_import(item) for item in batch]
-                            planner = await anyio.to_thread.run_sync(
-                                plan_chunk, planner, batch, prepared, limiter=thread
-                            )
-                        await anyio.to_thread.run_sync(run, "COMMIT", limiter=thread)
-                    except BaseException:
-                        if conn.in_transaction:
-                            await anyio.to_thread.run_sync(run, "ROLLBACK", limiter=thread)
-                        raise
-                except sqlite3.Error as e:
-                    raise _translate(e, f"{self.path}: import") from e
+                        await anyio.to_thread.run_sync(run, "BEGIN IMMEDIATE", limiter=thread)
+                        try:
+                            planner: Planner | None = None
+                            async for batch in _chunks(items, chunk):
+                                prepared = [prepare_import(item) for item in batch]
+                                planner = await anyio.to_thread.run_sync(
+                                    plan_chunk, planner, batch, prepared, limiter=thread
+                                )
+                            await anyio.to_thread.run_sync(run, "COMMIT", limiter=thread)
+                        except BaseException:
+                            if conn.in_transaction:
+                                await anyio.to_thread.run_sync(run, "ROLLBACK", limiter=thread)
+                            raise
+                    except sqlite3.Error as e:
+                        raise _translate(e, f"{self.path}: import") from e
+            finally:
+                self._end_turn()
         self._notify()
         return ImportResult(
             appended=totals[0],
@@ -556,6 +581,8 @@ class SQLiteEventStore(EventStore):
         to_position: int | None = None,
         page_size: int = 1000,
     ) -> AsyncIterator[Record]:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size is an integer >= 1, not {page_size!r}")
         async for record in self._paged("", (), from_position, to_position, page_size):
             yield record
 
@@ -656,9 +683,12 @@ class SQLiteEventStore(EventStore):
     async def verify(self) -> IntegrityReport:
         sql = (
             "SELECT position, stream, version, event_id, correlation_id, causation_id, "
-            "recorded_at, schema, data, hash FROM events WHERE position > ? "
+            "recorded_at, schema, data, hash FROM events WHERE position > ? AND position <= ? "
             "ORDER BY position LIMIT 5000"
         )
+        # The walk stops at the head read first, so appends committed meanwhile (each moves the
+        # head in its own transaction) are not taken for events written behind the store's back.
+        head_rows = list(await self._fetch("SELECT position, hash FROM ledger_head", ()))
         prev, expected, checked = GENESIS_HASH, 1, 0
         versions: dict[str, int] = {}
         after = 0
@@ -673,8 +703,11 @@ class SQLiteEventStore(EventStore):
                 reason=reason,
             )
 
+        if not head_rows:
+            return bad(1, "the store's head record is missing")
+        head_position, head_hash = head_rows[0]
         while True:
-            rows = list(await self._fetch(sql, (after,)))
+            rows = list(await self._fetch(sql, (after, head_position)))
             for position, stream, version, eid, corr, caus, rec, schema, data, stored in rows:
                 if position != expected:
                     return bad(expected, f"position {expected} is missing (next is {position})")
@@ -690,15 +723,22 @@ class SQLiteEventStore(EventStore):
             if len(rows) < 5000:
                 break
             after = rows[-1][0]
-        head_rows = list(await self._fetch("SELECT position, hash FROM ledger_head", ()))
-        if not head_rows:
-            return bad(expected, "the store's head record is missing")
-        head_position, head_hash = head_rows[0]
         last = expected - 1
         if head_position > last:
             return bad(expected, f"the log ends at {last} but its head records {head_position}")
-        if head_position < last:
-            return bad(head_position + 1, f"events after the recorded head {head_position}")
+        # One statement, one snapshot: rows beyond the head as it is now were not appended by
+        # the store (an append moves the head in the same transaction).
+        now = list(
+            await self._fetch(
+                "SELECT (SELECT position FROM ledger_head WHERE id = 1), "
+                "(SELECT MAX(position) FROM events)",
+                (),
+            )
+        )
+        head_now, max_position = now[0]
+        if max_position is not None and head_now is not None and max_position > head_now:
+            beyond = max(head_now, last) + 1
+            return bad(beyond, f"events after the recorded head {head_now}")
         if head_hash != prev:
             return bad(max(last, 1), "the head hash does not match the log")
         return IntegrityReport(

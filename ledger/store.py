@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias
 
 import msgspec
+import msgspec.inspect
 
 from .errors import (
     ConcurrencyError,
@@ -145,6 +146,8 @@ class ImportItem(msgspec.Struct, frozen=True, gc=False):
     causation_id: str | None = None
     recorded_at: datetime | None = None
     line: int = 0
+    source: str | None = None
+    """The file the item was read from, named in errors with ``line``."""
 
 
 # --- validation and encoding ---------------------------------------------------------------
@@ -187,7 +190,8 @@ def uuid7() -> str:
         | 0b10 << 62
         | (rand & ((1 << 62) - 1))
     )
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def normalize_event_id(value: str | uuid.UUID) -> str:
@@ -203,8 +207,40 @@ def check_optional_id(value: str | None, name: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not 0 < len(value) <= 256:
-        raise EventValidationError(f"{name} must be a non-empty string of at most 256 characters")
+        raise EventValidationError(
+            f"{name} must be a non-empty string of at most 256 characters", field=name
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError as e:
+        raise EventValidationError(f"{name} is not valid Unicode text", field=name) from e
     return value
+
+
+def _time_fields(cls: type[Event]) -> tuple[str, ...]:
+    info = msgspec.inspect.type_info(cls)
+    assert isinstance(info, msgspec.inspect.StructType)
+    out = []
+    for f in info.fields:
+        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
+        if any(isinstance(k, msgspec.inspect.DateTimeType) for k in kinds):
+            out.append(f.name)
+    return tuple(out)
+
+
+_TIME_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    name: _time_fields(cls) for name, cls in CATALOGUE.items()
+}
+
+
+def non_utc_field(event: Event) -> str | None:
+    """The first timestamp field of ``event`` that is not in UTC (``occurred_at``,
+    ``expected_until``, ...), or None."""
+    for name in _TIME_FIELDS.get(type(event).__name__, ("occurred_at",)):
+        value = getattr(event, name)
+        if value is not None and value.utcoffset() != timedelta(0):
+            return str(name)
+    return None
 
 
 def prepare(
@@ -236,16 +272,18 @@ def prepare(
             raise EventValidationError(
                 f"{name} is not an event type of the catalogue", stream=stream, index=index
             )
-        data = ENCODER.encode(event)
+        try:
+            data = ENCODER.encode(event)
+        except (TypeError, ValueError, msgspec.EncodeError) as e:  # a field of a foreign type
+            raise EventValidationError(f"cannot be encoded: {e}", stream=stream, index=index) from e
         try:
             DECODER.decode(data)
         except msgspec.ValidationError as e:
             message, field = split_validation_message(str(e))
             raise EventValidationError(message, field=field, stream=stream, index=index) from e
-        if event.occurred_at.utcoffset() != timedelta(0):
-            raise EventValidationError(
-                "timestamps are UTC", field="occurred_at", stream=stream, index=index
-            )
+        late = non_utc_field(event)
+        if late is not None:
+            raise EventValidationError("timestamps are UTC", field=late, stream=stream, index=index)
         expected_stream = stream_of(event)
         if expected_stream != stream:
             raise EventValidationError(
@@ -597,7 +635,9 @@ def prepare_import(item: ImportItem) -> Prepared:
             causation_id=item.causation_id,
         )
     except EventValidationError as e:
-        raise FormatError(item.line, e.message, field=e.field or "stream") from e
+        raise FormatError(
+            item.line, e.message, field=e.field or "stream", source=item.source
+        ) from e
     if item.recorded_at is not None:
         prepared.recorded_us = to_micros(item.recorded_at)
     return prepared

@@ -1,0 +1,529 @@
+"""The event store's figures (issue 2, "Speed"), each beside raw ``sqlite3`` doing the same work.
+
+1. Durable single-event appends from 1, 8 and 64 concurrent tasks (``open_store(path)``,
+   durability ``full``) against raw ``sqlite3`` committing each event on its own with
+   ``synchronous=FULL``: group commit should make the store at least 3x faster at 64 tasks.
+2. Appending 1,000 events per call against one ``executemany`` per 1,000 rows in one
+   transaction: at least half as fast.
+3. ``read_all`` with decoding against ``SELECT`` + :data:`ledger.events.DECODER`: at least half as
+   fast.
+4. A large store (1,000,000 events in the full run): its size on disk, the time to read one
+   stream, and the peak memory of a fresh process reading all of it (under 150 MB).
+
+The baseline is fair, not a straw man: the same file system, ``journal_mode=WAL``, the store's own
+``events`` table with its indexes (its DDL is copied from a freshly created store; the store's
+triggers are left out), the same rows (msgspec-encoded JSON, a UUID event id, versions, a 32-byte
+SHA-256), the same events, and the same durability (``synchronous=FULL``). The baseline also does
+less than the store: no validation, no optimistic-concurrency check, no hash chain, no asyncio.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import anyio
+import msgspec
+from anyio.to_thread import run_sync
+
+from ledger import ImportItem, open_store
+from ledger.events import DECODER, ENCODER, Event, stream_of
+from ledger.store import to_micros
+
+from ._data import START, account_history, ledger_events, payment_flow
+from ._util import Figure, Options, Target, dir_size, scratch_dir, timed
+
+__all__ = ["SIZES", "Sizes", "run"]
+
+TITLE: Final = "event store"
+
+
+class Sizes(msgspec.Struct, frozen=True, kw_only=True):
+    """How much work each figure does, per repetition."""
+
+    single: dict[int, int]
+    """Events appended by the store for each number of concurrent tasks."""
+    raw_commits: int
+    """Events committed one by one by the baseline."""
+    batch_calls: int
+    """Calls of 1,000 events each."""
+    read_events: int
+    """Events in the store that ``read_all`` reads."""
+    stream_samples: int
+    """Random streams read one by one from the large store."""
+
+
+SIZES: Final = {
+    "quick": Sizes(
+        single={1: 300, 8: 1_500, 64: 4_000},
+        raw_commits=400,
+        batch_calls=10,
+        read_events=20_000,
+        stream_samples=100,
+    ),
+    "full": Sizes(
+        single={1: 1_500, 8: 6_000, 64: 24_000},
+        raw_commits=2_000,
+        batch_calls=100,
+        read_events=200_000,
+        stream_samples=300,
+    ),
+}
+
+_SELECT: Final = (
+    "SELECT position, stream, version, type, schema, occurred_at, recorded_at, "
+    "event_id, correlation_id, causation_id, data FROM events"
+)
+_INSERT: Final = (
+    "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
+    "event_id, correlation_id, causation_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+Planned = tuple[str, Event, int]
+"""A stream, an event for it and the stream's version before it (the expected version)."""
+
+
+# --- the raw sqlite3 baseline --------------------------------------------------------------
+
+
+async def _events_ddl(options: Options) -> list[str]:
+    """The ``events`` table and its indexes, as a fresh store creates them."""
+    with scratch_dir(options) as tmp:
+        path = tmp / "schema.db"
+        async with open_store(path):
+            pass
+        conn = sqlite3.connect(path)
+        try:
+            rows = conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' "
+                "AND type IN ('table', 'index') AND sql IS NOT NULL "
+                "ORDER BY type = 'index', name"
+            ).fetchall()
+        finally:
+            conn.close()
+    return [str(sql) for (sql,) in rows]
+
+
+class Raw:
+    """A plain ``sqlite3`` connection on a table shaped like the store's ``events``."""
+
+    def __init__(self, path: Path, ddl: Sequence[str]) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        for sql in ddl:
+            self.conn.execute(sql)
+        self.position = 0
+        self.versions: dict[str, int] = {}
+
+    def row(self, stream: str, event: Event) -> tuple[Any, ...]:
+        """The row the store would write, built the cheap way (no validation, no chain)."""
+        data = ENCODER.encode(event)
+        self.position += 1
+        version = self.versions.get(stream, 0) + 1
+        self.versions[stream] = version
+        return (
+            self.position,
+            stream,
+            version,
+            type(event).__name__,
+            1,
+            to_micros(event.occurred_at),
+            time.time_ns() // 1000,
+            str(uuid.uuid4()),
+            None,
+            None,
+            data.decode(),
+            hashlib.sha256(data).digest(),
+        )
+
+    def commit_each(self, items: Sequence[tuple[str, Event]]) -> None:
+        """One transaction, and so one fsync, per event."""
+        conn = self.conn
+        for stream, event in items:
+            row = self.row(stream, event)
+            conn.execute("BEGIN")
+            conn.execute(_INSERT, row)
+            conn.execute("COMMIT")
+
+    def commit_batches(self, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
+        """One ``executemany`` in one transaction per batch."""
+        conn = self.conn
+        for stream, events in batches:
+            conn.execute("BEGIN")
+            conn.executemany(_INSERT, [self.row(stream, e) for e in events])
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _raw_read_all(path: Path) -> int:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        count = 0
+        for row in conn.execute(f"{_SELECT} ORDER BY position"):
+            DECODER.decode(row[10])
+            count += 1
+        return count
+    finally:
+        conn.close()
+
+
+def _raw_read_streams(path: Path, streams: Sequence[str]) -> list[float]:
+    """Seconds to read and decode each stream, one query each."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    sql = f"{_SELECT} WHERE stream = ? ORDER BY version"
+    times = []
+    try:
+        for stream in streams:
+            start = time.perf_counter()
+            for row in conn.execute(sql, (stream,)).fetchall():
+                DECODER.decode(row[10])
+            times.append(time.perf_counter() - start)
+    finally:
+        conn.close()
+    return times
+
+
+# --- workloads -----------------------------------------------------------------------------
+
+
+def _task_workloads(tasks: int, total: int, seed: int) -> list[list[Planned]]:
+    """Each task's single-event appends: whole payments (their events in order) on streams of
+    its own, with the expected version it knows. ``occurred_at`` follows the order the tasks
+    append in (event *j* of task *t* at *j* x tasks + *t* ms), as when a service appends each
+    event as it happens."""
+    rng = random.Random(seed)
+    per_task = max(1, total // tasks)
+    workloads: list[list[Planned]] = []
+    for task in range(tasks):
+        events: list[Event] = []
+        payment = 0
+        while len(events) < per_task:
+            payment += 1
+            events += payment_flow(rng, f"S{seed}-{task}-{payment}", f"A{task}", START)
+        planned: list[Planned] = []
+        version = 0
+        for j, event in enumerate(events[:per_task]):
+            version = 0 if event.type == "PaymentRequested" else version + 1
+            at = START + timedelta(milliseconds=j * tasks + task)
+            event = msgspec.structs.replace(event, occurred_at=at)
+            planned.append((stream_of(event), event, version))
+        workloads.append(planned)
+    return workloads
+
+
+async def _store_single(path: Path, workloads: list[list[Planned]]) -> float:
+    """Events/s of every task appending its events one call each, all tasks at once."""
+    async with open_store(path) as store:
+
+        async def worker(planned: list[Planned]) -> None:
+            for stream, event, version in planned:
+                await store.append(stream, [event], expected_version=version)
+
+        with timed() as elapsed:
+            async with anyio.create_task_group() as tg:
+                for planned in workloads:
+                    tg.start_soon(worker, planned)
+    return sum(len(w) for w in workloads) / elapsed()
+
+
+def _batches(calls: int, seed: int) -> list[tuple[str, list[Event]]]:
+    rng = random.Random(seed)
+    out = []
+    for call in range(calls):
+        account_id = f"B{seed}-{call}"
+        events = account_history(rng, account_id, 1000)
+        out.append((stream_of(events[0]), events))
+    return out
+
+
+def _items(count: int, seed: int, streams: list[str] | None = None) -> Iterator[ImportItem]:
+    for line, (stream, event) in enumerate(ledger_events(count, seed), 1):
+        if streams is not None:
+            streams.append(stream)
+        yield ImportItem(stream=stream, event=event, line=line)
+
+
+async def _build(path: Path, count: int, seed: int, streams: list[str] | None = None) -> float:
+    """Fill a store with ``count`` generated events via ``import_events``; returns events/s."""
+    async with open_store(path) as store:
+        with timed() as elapsed:
+            result = await store.import_events(_items(count, seed, streams))
+    if result.appended != count:
+        raise RuntimeError(f"imported {result.appended} events, expected {count}")
+    return count / elapsed()
+
+
+# --- the figures ---------------------------------------------------------------------------
+
+
+async def _single_appends(options: Options, sizes: Sizes, ddl: list[str]) -> list[Figure]:
+    store_rates: dict[int, list[float]] = {n: [] for n in sizes.single}
+    raw_rates: list[float] = []
+    for rep in range(options.repeat):
+        with scratch_dir(options) as tmp:
+            seed = options.seed + rep
+            raw_items = [(s, e) for s, e, _ in _task_workloads(1, sizes.raw_commits, seed)[0]]
+            raw = Raw(tmp / "raw.db", ddl)
+            try:
+                with timed() as elapsed:
+                    await run_sync(raw.commit_each, raw_items)
+            finally:
+                raw.close()
+            raw_rates.append(len(raw_items) / elapsed())
+            for tasks, total in sizes.single.items():
+                workloads = _task_workloads(tasks, total, seed)
+                rate = await _store_single(tmp / f"store-{tasks}.db", workloads)
+                store_rates[tasks].append(rate)
+        options.log(
+            f"single-event appends, rep {rep + 1}: raw {raw_rates[-1]:,.0f}/s, "
+            + ", ".join(f"{n} tasks {r[-1]:,.0f}/s" for n, r in store_rates.items())
+        )
+    figures = []
+    for tasks, rates in store_rates.items():
+        target = Target(on="ratio", op=">=", threshold=3) if tasks == 64 else None
+        figures.append(
+            Figure.measured(
+                f"durable 1-event appends, {tasks} task{'s' if tasks > 1 else ''}",
+                "events/s",
+                rates,
+                raw_rates,
+                target=target,
+                note=(
+                    "raw: one synchronous=FULL commit per event, same table and indexes"
+                    if tasks == 64
+                    else ""
+                ),
+            )
+        )
+    figures.append(
+        Figure.measured(
+            "durable 1-event appends, 64 tasks (aim)",
+            "events/s",
+            store_rates[64],
+            target=Target(on="value", op=">=", threshold=50_000, aim=True),
+        )
+    )
+    return figures
+
+
+async def _batch_appends(options: Options, sizes: Sizes, ddl: list[str]) -> Figure:
+    store_rates: list[float] = []
+    raw_rates: list[float] = []
+    for rep in range(options.repeat):
+        batches = _batches(sizes.batch_calls, options.seed + rep)
+        count = sum(len(events) for _, events in batches)
+        with scratch_dir(options) as tmp:
+            raw = Raw(tmp / "raw.db", ddl)
+            try:
+                with timed() as elapsed:
+                    await run_sync(raw.commit_batches, batches)
+            finally:
+                raw.close()
+            raw_rates.append(count / elapsed())
+            async with open_store(tmp / "store.db") as store:
+                with timed() as elapsed:
+                    for stream, events in batches:
+                        await store.append(stream, events, expected_version=0)
+            store_rates.append(count / elapsed())
+        options.log(
+            f"1,000-event appends, rep {rep + 1}: raw {raw_rates[-1]:,.0f}/s, "
+            f"store {store_rates[-1]:,.0f}/s"
+        )
+    return Figure.measured(
+        "append 1,000 events per call",
+        "events/s",
+        store_rates,
+        raw_rates,
+        target=Target(on="ratio", op=">=", threshold=0.5),
+        note="raw: one executemany of 1,000 rows per transaction, synchronous=FULL",
+    )
+
+
+async def _read_all(options: Options, sizes: Sizes) -> list[Figure]:
+    count = sizes.read_events
+    store_rates: list[float] = []
+    raw_rates: list[float] = []
+    with scratch_dir(options) as tmp:
+        path = tmp / "read.db"
+        build_rate = await _build(path, count, options.seed)
+        options.log(f"built a {count:,}-event store at {build_rate:,.0f} events/s")
+        await run_sync(_raw_read_all, path)  # warm the page cache for both sides
+        for rep in range(options.repeat):
+            with timed() as elapsed:
+                read = await run_sync(_raw_read_all, path)
+            raw_rates.append(read / elapsed())
+            async with open_store(path, readonly=True) as store:
+                read = 0
+                with timed() as elapsed:
+                    async for _ in store.read_all():
+                        read += 1
+            if read != count:
+                raise RuntimeError(f"read_all gave {read} events, expected {count}")
+            store_rates.append(count / elapsed())
+            options.log(
+                f"read_all, rep {rep + 1}: raw {raw_rates[-1]:,.0f}/s, "
+                f"store {store_rates[-1]:,.0f}/s"
+            )
+    return [
+        Figure.measured(
+            f"read_all + decode, {count:,} events",
+            "events/s",
+            store_rates,
+            raw_rates,
+            target=Target(on="ratio", op=">=", threshold=0.5),
+            note="raw: SELECT of the same columns + ledger.events.DECODER on data",
+        )
+    ]
+
+
+def _child(kind: str, path: Path) -> dict[str, Any]:
+    """Run ``bench._child`` in a fresh interpreter and return its JSON report."""
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, "-m", "bench._child", kind, str(path)],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench._child {kind} failed:\n{done.stderr}")
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+async def _large_store(options: Options, count: int, sizes: Sizes) -> list[Figure]:
+    mb = 1024 * 1024
+    with scratch_dir(options) as tmp:
+        path = tmp / "large.db"
+        streams: list[str] = []
+        options.log(f"building a {count:,}-event store with import_events ...")
+        build_rate = await _build(path, count, options.seed, streams)
+        size = dir_size(tmp, "large.db")
+        options.log(f"built at {build_rate:,.0f} events/s: {size / mb:,.1f} MiB")
+        distinct = sorted(set(streams))
+        del streams
+        rng = random.Random(options.seed)
+        sample = [rng.choice(distinct) for _ in range(sizes.stream_samples)]
+        lengths: list[int] = []
+
+        store_ms: list[float] = []
+        raw_ms: list[float] = []
+        await run_sync(_raw_read_all, path)  # warm the page cache
+        async with open_store(path, readonly=True) as store:
+            for rep in range(options.repeat):
+                times = await run_sync(_raw_read_streams, path, sample)
+                raw_ms.append(sorted(times)[len(times) // 2] * 1000)
+                times = []
+                for stream in sample:
+                    start = time.perf_counter()
+                    records = [r async for r in store.read_stream(stream)]
+                    times.append(time.perf_counter() - start)
+                    if rep == 0:
+                        lengths.append(len(records))
+                store_ms.append(sorted(times)[len(times) // 2] * 1000)
+        mean_len = sum(lengths) / len(lengths)
+
+        peaks: list[float] = []
+        raw_peaks: list[float] = []
+        rates: list[float] = []
+        raw_rates: list[float] = []
+        befores: list[float] = []
+        for rep in range(min(options.repeat, 3)):
+            raw_report = await run_sync(_child, "raw", path)
+            report = await run_sync(_child, "store", path)
+            if report["events"] != count or raw_report["events"] != count:
+                raise RuntimeError("the reading process did not read every event")
+            peaks.append(report["rss_peak"] / mb)
+            befores.append(report["rss_before"] / mb)
+            raw_peaks.append(raw_report["rss_peak"] / mb)
+            rates.append(count / report["seconds"])
+            raw_rates.append(count / raw_report["seconds"])
+            options.log(
+                f"read_all in a fresh process, rep {rep + 1}: peak RSS {peaks[-1]:.1f} MiB "
+                f"(raw {raw_peaks[-1]:.1f} MiB), {rates[-1]:,.0f} events/s"
+            )
+    label = f"{count:,}-event store"
+    return [
+        Figure(
+            name=f"{label}: build with import_events",
+            unit="events/s",
+            value=build_rate,
+            samples=[build_rate],
+            note=f"{len(distinct):,} streams, generated by bench/_data.py",
+        ),
+        Figure(
+            name=f"{label}: size on disk",
+            unit="MiB",
+            value=size / mb,
+            better="lower",
+            samples=[size / mb],
+        ),
+        Figure(
+            name=f"{label}: bytes per event",
+            unit="B",
+            value=size / count,
+            better="lower",
+            samples=[size / count],
+            note="file after close (WAL checkpointed): data JSON, ids, SHA-256 chain, 5 indexes",
+        ),
+        Figure.measured(
+            f"{label}: read one stream",
+            "ms",
+            store_ms,
+            raw_ms,
+            better="lower",
+            note=(
+                f"median over {len(sample)} random streams ({mean_len:.1f} events on average); "
+                "raw: SELECT ... WHERE stream = ? + decode"
+            ),
+        ),
+        Figure.measured(
+            f"{label}: read_all in a fresh process",
+            "events/s",
+            rates,
+            raw_rates,
+        ),
+        Figure.measured(
+            f"{label}: peak RSS reading all",
+            "MiB",
+            peaks,
+            raw_peaks,
+            better="lower",
+            target=Target(on="value", op="<", threshold=150),
+            note=(
+                f"RSS high-water (VmHWM) of a fresh process doing only the read; "
+                f"{min(befores):.1f} MiB before the first event (interpreter, imports, open)"
+            ),
+        ),
+    ]
+
+
+async def run(options: Options) -> list[Figure]:
+    """Every figure of the event store, measured under ``options``."""
+    sizes = SIZES["quick" if options.quick else "full"]
+    large = options.large_events
+    ddl = await _events_ddl(options)
+    figures = await _single_appends(options, sizes, ddl)
+    figures.append(await _batch_appends(options, sizes, ddl))
+    figures.extend(await _read_all(options, sizes))
+    if large > 0:
+        figures.extend(await _large_store(options, large, sizes))
+    return figures

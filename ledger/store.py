@@ -496,8 +496,18 @@ ROW_COLUMNS: Final = (
 """The columns of a stored row, in the order :class:`Planner` writes them."""
 
 
+_recorded_cache: tuple[int, datetime] = (0, EPOCH)
+
+
 def record_from_row(row: Sequence[Any]) -> Record:
-    """A :class:`Record` from a row selected as ``ROW_COLUMNS`` without the hash."""
+    """A :class:`Record` from a row selected as ``ROW_COLUMNS`` without the hash.
+
+    The read path's hot loop: the common case (a known type at its current schema) decodes
+    straight through :data:`DECODER`, and ``recorded_at`` is converted once per group commit
+    (every event of a group shares it)."""
+    global _recorded_cache
+    if len(row) != 11:  # a full stored row, hash included
+        row = row[:11]
     (
         position,
         stream,
@@ -510,17 +520,19 @@ def record_from_row(row: Sequence[Any]) -> Record:
         corr,
         caus,
         data,
-    ) = row[:11]
-    return Record(
-        position,
-        stream,
-        version,
-        decode_event(type_name, schema, data, occurred_us, position),
-        eid,
-        EPOCH + timedelta(microseconds=recorded_us),
-        corr,
-        caus,
-    )
+    ) = row
+    if _CURRENT_SCHEMA.get(type_name) == schema:
+        try:
+            event: Event = DECODER.decode(data)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            event = decode_event(type_name, schema, data, occurred_us, position)  # raises
+    else:
+        event = decode_event(type_name, schema, data, occurred_us, position)
+    cached_us, recorded_at = _recorded_cache
+    if cached_us != recorded_us:
+        recorded_at = EPOCH + timedelta(microseconds=recorded_us)
+        _recorded_cache = (recorded_us, recorded_at)
+    return Record(position, stream, version, event, eid, recorded_at, corr, caus)
 
 
 # --- the abstract store --------------------------------------------------------------------

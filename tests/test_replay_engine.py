@@ -1,0 +1,474 @@
+"""The replay engine against the incident fixtures (field by field), the generator's truth, its
+own batch pass, and the rule that an explanation depends only on the events up to the failure.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fixtures
+from fixtures.generate import generate
+from ledger import EventStore, open_store
+from ledger import events as ev
+from ledger.codec import read_lines
+from ledger.errors import LedgerError, NotFoundError
+from replay import explain, explain_failed, explain_payments, whatif
+from replay.engine import Explanation
+
+CASES = [
+    (name, exp["payment_id"])
+    for name in fixtures.incident_names()
+    for exp in fixtures.expected(name)["explain"]
+]
+
+
+async def _load(path: Path, name: str) -> None:
+    async with open_store(path, durability="normal") as store:
+        with fixtures.incident_path(name).open("rb") as handle:
+            await store.import_events(read_lines(handle, source=name))
+
+
+def _doc(exp: Explanation) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads(msgspec.json.encode(exp))
+    return result
+
+
+def _cause(c: dict[str, Any] | None) -> tuple[str, list[int]] | None:
+    return None if c is None else (c["category"], list(c["evidence"]))
+
+
+# --- the incidents -------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("name", "payment_id"), CASES)
+async def test_incident_matches_expected(tmp_path: Path, name: str, payment_id: str) -> None:
+    want = next(e for e in fixtures.expected(name)["explain"] if e["payment_id"] == payment_id)
+    await _load(tmp_path / "s.db", name)
+    async with open_store(tmp_path / "s.db", readonly=True) as store:
+        got = _doc(await explain(store, payment_id))
+    assert got["payment_id"] == payment_id
+    assert got["outcome"] == want["outcome"]
+    if want["root_cause"] is None:
+        assert got["root_cause"] is None
+    else:
+        root = got["root_cause"]
+        assert root["category"] == want["root_cause"]["category"]
+        assert root["evidence"] == want["root_cause"]["evidence"]
+        assert [_cause(c) for c in root["contributing"]] == [
+            _cause(c) for c in want["root_cause"]["contributing"]
+        ]
+        assert root["summary"]
+        assert root["remedy"]
+        # evidence never cites an event after the failure
+        last_failed = max(a["failed_at"] for a in got["attempts"] if a["failed_at"])
+        assert all(p < last_failed for p in root["evidence"])
+    assert len(got["attempts"]) == len(want["attempts"])
+    for g, w in zip(got["attempts"], want["attempts"], strict=True):
+        assert (g["attempt"], g["channel"], g["outcome"], g["code"]) == (
+            w["attempt"],
+            w["channel"],
+            w["outcome"],
+            w["code"],
+        )
+        assert _cause(g["cause"]) == _cause(w["cause"])
+    assert set(got) >= {"payment_id", "outcome", "root_cause", "attempts", "state_at_failure"}
+    if any(a["cause"] for a in got["attempts"]):
+        assert set(got["state_at_failure"]) >= {"account", "channel", "policy"}
+
+
+@pytest.mark.anyio
+async def test_remedies_and_summaries_are_concrete(tmp_path: Path) -> None:
+    checks = {
+        "credit_suspended_overdue": ("pay the overdue amount", "suspended"),
+        "policy_bank_card_only": (
+            "pay by bank_card: zd-auto accepts only bank_card for car_loan_down_payment",
+            "zd-auto accepts only bank_card",
+        ),
+        "channel_maintenance": (
+            "retry after the maintenance window ends at 2026-03-03T02:00:00Z",
+            "maintenance",
+        ),
+        "unknown_cause": ("ask the processor", "missing evidence"),
+    }
+    for name, (remedy, summary) in checks.items():
+        path = tmp_path / f"{name}.db"
+        await _load(path, name)
+        (payment_id,) = fixtures.index()[fixtures.incident_names().index(name)]["payments"]
+        async with open_store(path, readonly=True) as store:
+            exp = await explain(store, payment_id)
+        assert exp.root_cause is not None
+        assert remedy in exp.root_cause.remedy, name
+        assert summary in exp.root_cause.summary, name
+
+
+@pytest.mark.anyio
+async def test_unknown_payment_is_not_found(tmp_path: Path) -> None:
+    await _load(tmp_path / "s.db", "failover_saved")
+    async with open_store(tmp_path / "s.db", readonly=True) as store:
+        with pytest.raises(NotFoundError, match="no payment"):
+            await explain(store, "P-nope")
+        with pytest.raises(NotFoundError):
+            await whatif(store, "P-nope", "bank_card")
+
+
+@pytest.mark.anyio
+async def test_explaining_twice_gives_identical_json(tmp_path: Path) -> None:
+    for name, payment_id in CASES:
+        path = tmp_path / f"{name}.db"
+        if not path.exists():
+            await _load(path, name)
+        async with open_store(path, readonly=True) as store:
+            first = msgspec.json.encode(await explain(store, payment_id))
+            second = msgspec.json.encode(await explain(store, payment_id))
+        assert first == second
+
+
+@pytest.mark.anyio
+async def test_batch_agrees_with_explain_on_every_incident(tmp_path: Path) -> None:
+    for name in fixtures.incident_names():
+        path = tmp_path / f"{name}.db"
+        await _load(path, name)
+        async with open_store(path, readonly=True) as store:
+            batch = [exp async for exp in explain_payments(store)]
+            assert batch, name
+            for exp in batch:
+                one = await explain(store, exp.payment_id)
+                assert msgspec.json.encode(exp) == msgspec.json.encode(one), exp.payment_id
+            failed = [exp.payment_id async for exp in explain_failed(store)]
+            assert failed == [e.payment_id for e in batch if e.outcome == "failed"]
+            wanted = {e["payment_id"] for e in fixtures.expected(name)["explain"]}
+            assert wanted & {e.payment_id for e in batch if e.outcome == "failed"} == {
+                e["payment_id"]
+                for e in fixtures.expected(name)["explain"]
+                if e["outcome"] == "failed"
+            }
+
+
+# --- what if -------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_whatif_bank_card_passes_where_policy_blocked_huabei(tmp_path: Path) -> None:
+    await _load(tmp_path / "s.db", "policy_bank_card_only")
+    async with open_store(tmp_path / "s.db", readonly=True) as store:
+        card = await whatif(store, "P-20260301-0007", "bank_card")
+        again = await whatif(store, "P-20260301-0007", "huabei")
+    assert card.would_pass
+    checks = {c.check: c for c in card.checks}
+    assert checks["policy"].status == "passed"
+    assert checks["policy"].evidence == (1,)
+    assert checks["credit_status"].status == "not_applicable"
+    assert checks["verification"].status == "passed"
+    assert card.original_cause is not None
+    assert card.original_cause.category == "channel_policy"
+    assert not again.would_pass
+    assert {c.check: c.status for c in again.checks}["policy"] == "failed"
+
+
+@pytest.mark.anyio
+async def test_whatif_checks_credit_of_the_other_product(tmp_path: Path) -> None:
+    await _load(tmp_path / "s.db", "noisy_neighbours")
+    async with open_store(tmp_path / "s.db", readonly=True) as store:
+        huabei = await whatif(store, "P-20260301-0024", "huabei")
+        with pytest.raises(LedgerError, match="did not fail"):
+            await whatif(store, "P-20260218-0005", "huabei", attempt=1)
+        with pytest.raises(NotFoundError, match="no attempt 7"):
+            await whatif(store, "P-20260301-0024", "huabei", attempt=7)
+    checks = {c.check: c for c in huabei.checks}
+    # the huabei line of A2101: active, 30,000 limit, repaid: enough for 12,000
+    assert checks["credit_status"].status == "passed"
+    assert checks["available_credit"].status == "passed"
+    assert huabei.would_pass
+    assert huabei.position == 44
+
+
+@pytest.mark.anyio
+async def test_whatif_carries_a_failed_verification_over(tmp_path: Path) -> None:
+    await _load(tmp_path / "s.db", "verification_failed")
+    async with open_store(tmp_path / "s.db", readonly=True) as store:
+        result = await whatif(store, "P-20260307-0014", "bank_card")
+    checks = {c.check: c for c in result.checks}
+    assert checks["verification"].status == "failed"
+    assert checks["verification"].evidence == (15, 16, 17)
+    assert not result.would_pass
+
+
+# --- a generated log -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    truth: dict[str, str] = {}
+    path = tmp_path_factory.mktemp("gen") / "g.db"
+
+    async def build() -> None:
+        lines = generate(20_000, 11, on_failure=truth.__setitem__)
+        async with open_store(path, durability="normal") as store:
+            await store.import_events(read_lines(lines))
+
+    anyio.run(build)
+    return path, truth
+
+
+@pytest.mark.anyio
+async def test_engine_agrees_with_the_generators_truth(
+    generated: tuple[Path, dict[str, str]],
+) -> None:
+    path, truth = generated
+    assert len(truth) > 100
+    async with open_store(path, readonly=True) as store:
+        got = {
+            exp.payment_id: exp.root_cause.category if exp.root_cause else None
+            async for exp in explain_failed(store)
+        }
+    assert got == truth
+
+
+@pytest.mark.anyio
+async def test_batch_agrees_with_explain_on_a_generated_log(
+    generated: tuple[Path, dict[str, str]],
+) -> None:
+    path, _ = generated
+    async with open_store(path, readonly=True) as store:
+        outcomes: dict[str, int] = {}
+        checked = 0
+        async for exp in explain_payments(store):
+            outcomes[exp.outcome] = outcomes.get(exp.outcome, 0) + 1
+            if exp.outcome == "failed" or any(a.cause for a in exp.attempts):
+                one = await explain(store, exp.payment_id)
+                assert msgspec.json.encode(exp) == msgspec.json.encode(one), exp.payment_id
+                checked += 1
+    assert checked > 100
+    assert outcomes["succeeded"] > outcomes["failed"] > 0
+
+
+@pytest.mark.anyio
+async def test_since_keeps_later_payments(generated: tuple[Path, dict[str, str]]) -> None:
+    path, _ = generated
+    async with open_store(path, readonly=True) as store:
+        every = [exp async for exp in explain_failed(store)]
+        middle = every[len(every) // 2]
+        requested: dict[str, datetime] = {}
+        async for rec in store.query(types=["PaymentRequested"]):
+            requested[rec.stream.removeprefix("payment-")] = rec.event.occurred_at
+        since = requested[middle.payment_id]
+        later = [exp.payment_id async for exp in explain_failed(store, since=since)]
+    assert later == [e.payment_id for e in every if requested[e.payment_id] >= since]
+    assert 0 < len(later) < len(every)
+
+
+# --- later events never change an explanation ----------------------------------------------
+
+T_LATER = datetime(2026, 4, 1, tzinfo=UTC)
+CHANNELS = ("huabei", "jiebei", "bank_card", "balance")
+STATUSES = ("active", "limited", "suspended", "frozen", "closed")
+SCENARIOS = ("car_loan_down_payment", "car_loan_deposit", "car_loan_instalment", "retail")
+
+
+def _later_event(draw: Callable[[Any], Any], account: str, merchant: str, n: int) -> ev.Event:
+    at = T_LATER + timedelta(minutes=n)
+    kind = draw(st.sampled_from(["channel", "policy", "status", "limit", "repay", "overdue"]))
+    product = draw(st.sampled_from(("huabei", "jiebei")))
+    if kind == "channel":
+        return ev.ChannelStatusChanged(
+            occurred_at=at,
+            channel=draw(st.sampled_from(CHANNELS)),
+            status=draw(st.sampled_from(("up", "degraded", "down", "maintenance"))),
+            reason="later",
+        )
+    if kind == "policy":
+        return ev.ChannelPolicySet(
+            occurred_at=at,
+            merchant=merchant,
+            scenario=draw(st.sampled_from(SCENARIOS)),
+            allowed_channels=tuple(draw(st.lists(st.sampled_from(CHANNELS), unique=True))),
+            reason="later",
+        )
+    if kind == "status":
+        return ev.CreditStatusChanged(
+            occurred_at=at,
+            account_id=account,
+            product=product,
+            old_status=draw(st.sampled_from(STATUSES)),
+            new_status=draw(st.sampled_from(STATUSES)),
+            reason="later",
+        )
+    if kind == "limit":
+        return ev.CreditLimitChanged(
+            occurred_at=at,
+            account_id=account,
+            product=product,
+            old_limit_minor=100,
+            new_limit_minor=draw(st.integers(0, 10**9)),
+            reason="later",
+        )
+    if kind == "repay":
+        return ev.RepaymentMade(
+            occurred_at=at,
+            account_id=account,
+            product=product,
+            amount_minor=draw(st.integers(1, 10**8)),
+        )
+    return ev.RepaymentOverdue(
+        occurred_at=at,
+        account_id=account,
+        product=product,
+        overdue_minor=draw(st.integers(0, 10**8)),
+        days_overdue=draw(st.integers(0, 90)),
+    )
+
+
+def _later_payment(
+    draw: Callable[[Any], Any], account: str, merchant: str, n: int
+) -> list[ev.Event]:
+    at = T_LATER + timedelta(minutes=n)
+    pid = f"P-LATER-{n}"
+    channel = draw(st.sampled_from(CHANNELS))
+    amount = draw(st.integers(1, 10**7))
+    out: list[ev.Event] = [
+        ev.PaymentRequested(
+            occurred_at=at,
+            payment_id=pid,
+            account_id=account,
+            merchant=merchant,
+            scenario=draw(st.sampled_from(SCENARIOS)),
+            amount_minor=amount,
+            currency="CNY",
+            preferred_channel=channel,
+        ),
+        ev.PaymentAttempted(
+            occurred_at=at, payment_id=pid, attempt=1, channel=channel, amount_minor=amount
+        ),
+        ev.PaymentAuthorized(
+            occurred_at=at,
+            payment_id=pid,
+            attempt=1,
+            channel=channel,
+            amount_minor=amount,
+            auth_ref="AUTH-LATER",
+        ),
+    ]
+    if draw(st.booleans()):
+        out.append(
+            ev.PaymentSettled(
+                occurred_at=at, payment_id=pid, attempt=1, channel=channel, amount_minor=amount
+            )
+        )
+    return out
+
+
+@st.composite
+def later_logs(draw: Callable[[Any], Any]) -> tuple[str, str, list[ev.Event]]:
+    name, payment_id = draw(st.sampled_from(CASES))
+    account, merchant = _ACCOUNT_AND_MERCHANT[payment_id]
+    events: list[ev.Event] = []
+    for n in range(draw(st.integers(1, 8))):
+        if draw(st.integers(0, 3)) == 0:
+            events += _later_payment(draw, account, merchant, n)
+        else:
+            events.append(_later_event(draw, account, merchant, n))
+    return name, payment_id, events
+
+
+def _account_and_merchant() -> dict[str, tuple[str, str]]:
+    found: dict[str, tuple[str, str]] = {}
+    for name in fixtures.incident_names():
+        with fixtures.incident_path(name).open("rb") as handle:
+            for item in read_lines(handle):
+                if isinstance(item.event, ev.PaymentRequested):
+                    found[item.event.payment_id] = (item.event.account_id, item.event.merchant)
+    return found
+
+
+_ACCOUNT_AND_MERCHANT = _account_and_merchant()
+
+
+def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    anyio.run(fn)
+
+
+@settings(max_examples=40)
+@given(later_logs())
+def test_later_events_never_change_an_explanation(
+    case: tuple[str, str, list[ev.Event]],
+) -> None:
+    name, payment_id, later = case
+
+    async def body() -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "s.db"
+            await _load(path, name)
+            async with open_store(path, durability="normal") as store:
+                before = msgspec.json.encode(await explain(store, payment_id))
+                batch_before = await _batch(store, payment_id)
+                for event in later:
+                    await store.append(ev.stream_of(event), [event])
+                after = msgspec.json.encode(await explain(store, payment_id))
+                batch_after = await _batch(store, payment_id)
+        assert after == before
+        assert batch_before == batch_after == before
+
+    _run(body)
+
+
+async def _batch(store: EventStore, payment_id: str) -> bytes:
+    found = [exp async for exp in _only(explain_payments(store), payment_id)]
+    assert len(found) == 1
+    return msgspec.json.encode(found[0])
+
+
+async def _only(
+    explanations: AsyncIterator[Explanation], payment_id: str
+) -> AsyncIterator[Explanation]:
+    async for exp in explanations:
+        if exp.payment_id == payment_id:
+            yield exp
+
+
+@pytest.mark.anyio
+async def test_evidence_is_before_the_failure_and_about_the_payment(
+    generated: tuple[Path, dict[str, str]],
+) -> None:
+    path, _ = generated
+    async with open_store(path, readonly=True) as store:
+        account_of: dict[str, str] = {}
+        async for rec in store.query(types=["PaymentRequested"]):
+            event = rec.event
+            assert isinstance(event, ev.PaymentRequested)
+            account_of[event.payment_id] = event.account_id
+        cited = 0
+        async for exp in explain_failed(store):
+            for a in exp.attempts:
+                if a.cause is None:
+                    continue
+                assert a.failed_at is not None
+                allowed = {
+                    f"account-{exp.account_id}",
+                    f"channel-{a.channel}",
+                    f"policy-{exp.merchant}",
+                    f"payment-{exp.payment_id}",
+                }
+                for position in a.cause.evidence:
+                    assert position <= a.failed_at
+                    (rec,) = [
+                        r
+                        async for r in store.read_all(from_position=position, to_position=position)
+                    ]
+                    own_payment = rec.stream.startswith("payment-") and (
+                        account_of.get(rec.stream.removeprefix("payment-")) == exp.account_id
+                    )
+                    assert rec.stream in allowed or own_payment, (exp.payment_id, rec.stream)
+                    cited += 1
+    assert cited > 100

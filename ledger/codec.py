@@ -22,7 +22,7 @@ import msgspec
 
 from .errors import FormatError
 from .events import CATALOGUE, Event, UnknownEvent
-from .store import ImportItem, Record, split_validation_message
+from .store import ImportItem, Record, non_utc_field, split_validation_message
 
 __all__ = ["decode_line", "encode_record", "read_lines"]
 
@@ -46,6 +46,16 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _ENVELOPE_DECODER: Final = msgspec.json.Decoder(_Envelope)
+_MISSING: Final = "Object missing required field `"
+
+
+def _missing_field(message: str, field: str | None) -> str | None:
+    """The field a "missing required field" message names (msgspec gives no path at the top)."""
+    if field is None and message.startswith(_MISSING):
+        return message[len(_MISSING) :].split("`", 1)[0]
+    return field
+
+
 _ENCODER: Final = msgspec.json.Encoder()
 
 
@@ -60,6 +70,7 @@ def decode_line(raw: bytes | str, line: int, source: str | None = None) -> Impor
         env = _ENVELOPE_DECODER.decode(raw)
     except msgspec.ValidationError as e:
         message, field = split_validation_message(str(e))
+        field = _missing_field(message, field)
         if message.startswith("Object contains unknown field"):
             message = f"unknown key {message.split('`')[1]!r}"
             field = None
@@ -87,11 +98,14 @@ def decode_line(raw: bytes | str, line: int, source: str | None = None) -> Impor
         event: Event = msgspec.convert(payload, cls)
     except msgspec.ValidationError as e:
         message, field = split_validation_message(str(e))
+        field = _missing_field(message, field)
         if field and field != "occurred_at":
             field = f"data.{field}"
         raise FormatError(line, message, field=field, source=source) from e
-    if event.occurred_at.utcoffset() != timedelta(0):
-        raise FormatError(line, "timestamps are UTC", field="occurred_at", source=source)
+    late = non_utc_field(event)
+    if late is not None:
+        field = late if late == "occurred_at" else f"data.{late}"
+        raise FormatError(line, "timestamps are UTC", field=field, source=source)
     if env.recorded_at is not None and env.recorded_at.utcoffset() != timedelta(0):
         raise FormatError(line, "timestamps are UTC", field="recorded_at", source=source)
     return ImportItem(
@@ -102,6 +116,7 @@ def decode_line(raw: bytes | str, line: int, source: str | None = None) -> Impor
         causation_id=env.causation_id,
         recorded_at=env.recorded_at,
         line=line,
+        source=source,
     )
 
 

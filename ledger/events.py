@@ -22,6 +22,7 @@ __all__ = [
     "CATALOGUE",
     "DECODER",
     "ENCODER",
+    "MAX_MINOR",
     "AccountOpened",
     "AnyEvent",
     "Candidate",
@@ -80,17 +81,19 @@ Id = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 """A non-empty identifier (account, payment, merchant, channel, product, scenario)."""
 Text = Annotated[str, msgspec.Meta(max_length=4096)]
 """Free text: a reason or a message."""
-PositiveMinor = Annotated[int, msgspec.Meta(gt=0)]
+MAX_MINOR: Final = 2**63 - 1
+"""The largest amount the ledger stores (an SQLite INTEGER)."""
+PositiveMinor = Annotated[int, msgspec.Meta(gt=0, le=MAX_MINOR)]
 """A payment or repayment amount in minor units (fen): strictly positive."""
-NonNegativeMinor = Annotated[int, msgspec.Meta(ge=0)]
+NonNegativeMinor = Annotated[int, msgspec.Meta(ge=0, le=MAX_MINOR)]
 """A limit or balance in minor units: never negative."""
 Currency = Annotated[str, msgspec.Meta(pattern="^[A-Z]{3}$")]
 """An ISO 4217 code."""
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 """An RFC 3339 timestamp with its zone; the store accepts only UTC."""
-Attempt = Annotated[int, msgspec.Meta(ge=1)]
+Attempt = Annotated[int, msgspec.Meta(ge=1, le=MAX_MINOR)]
 Score = Annotated[int, msgspec.Meta(ge=0, le=10_000)]
-Count = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_MINOR)]
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", tag=True, gc=False):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import Any, BinaryIO
 
 from ledger.codec import read_lines
+from ledger.errors import FormatError
 
 from ._common import add_command, console, open_db, print_json
 
@@ -20,18 +21,20 @@ def register(sub: Any) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     source = "<stdin>" if args.file == "-" else args.file
-    async with open_db(args, readonly=False) as store:
-        if args.file == "-":
-            result = await store.import_events(read_lines(sys.stdin.buffer, source))
-        else:
-            try:
-                handle = open(args.file, "rb")  # noqa: SIM115, ASYNC230 - streamed in the import
-            except OSError as e:
-                from ledger.errors import FormatError
-
-                raise FormatError(0, f"cannot read the file: {e.strerror}", source=source) from e
-            with handle:
-                result = await store.import_events(read_lines(handle, source))
+    # Open the input before the store, so that a missing file leaves no new store behind.
+    if args.file == "-":
+        handle: BinaryIO = sys.stdin.buffer
+    else:
+        try:
+            handle = open(args.file, "rb")  # noqa: SIM115, ASYNC230 - streamed in the import
+        except OSError as e:
+            raise FormatError(0, f"cannot read the file: {e.strerror}", source=source) from e
+    try:
+        async with open_db(args, readonly=False) as store:
+            result = await store.import_events(read_lines(handle, source))
+    finally:
+        if handle is not sys.stdin.buffer:
+            handle.close()
     if args.json:
         print_json(result)
     else:

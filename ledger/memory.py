@@ -1,0 +1,369 @@
+"""The in-memory backend: the same contract as the SQLite store, nothing kept on disk.
+
+Open it with ``open_store(":memory:")``. Rows are the very tuples :class:`store.Planner`
+produces, kept in a list whose index is ``position - 1``; validation, idempotency, expected
+versions and the hash chain are the shared rules of :mod:`ledger.store`.
+
+Every append plans and applies its rows without an ``await`` in between, so calls from many
+tasks of one event loop are atomic and their positions gap-free without a lock; an import
+reads (and validates) its whole iterable before it applies anything, so an iterable that
+raises leaves the store as it was. ``readonly`` never applies and ``durability`` means nothing
+here: the store lives as long as the object.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+
+from .errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    FormatError,
+    IntegrityError,
+    StoreClosedError,
+)
+from .events import Event
+from .store import (
+    GENESIS_HASH,
+    AppendResult,
+    EventStore,
+    ImportItem,
+    ImportResult,
+    IntegrityReport,
+    Planner,
+    Prepared,
+    Record,
+    Stored,
+    chain_hash,
+    prepare,
+    prepare_import,
+    record_from_row,
+    to_micros,
+)
+
+__all__ = ["MemoryEventStore"]
+
+_PAGE = 1000
+# Row layout (see store.ROW_COLUMNS).
+_POSITION, _STREAM, _VERSION, _TYPE, _SCHEMA = 0, 1, 2, 3, 4
+_OCCURRED, _RECORDED, _EVENT_ID, _CORRELATION, _CAUSATION, _DATA, _HASH = 5, 6, 7, 8, 9, 10, 11
+
+_Row = tuple[Any, ...]
+
+
+class MemoryEventStore(EventStore):
+    """The event store in a Python list. Open it with ``open_store(":memory:")``."""
+
+    def __init__(self) -> None:
+        self.path = ":memory:"
+        self.readonly = False
+        self._rows: list[_Row] = []
+        self._streams: dict[str, list[int]] = {}
+        """Each stream's positions, in version order."""
+        self._ids: dict[str, Stored] = {}
+        self._head_hash = GENESIS_HASH
+        self._appended: anyio.Event | None = None
+        self._closed = False
+
+    async def aclose(self) -> None:
+        self._closed = True
+        self._notify()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self.path}: the store is closed")
+
+    # --- appending -------------------------------------------------------------------------
+
+    def _planner(self, prepared: Iterable[Prepared]) -> Planner:
+        planner = Planner(len(self._rows), self._head_hash)
+        for p in prepared:
+            positions = self._streams.get(p.stream)
+            if positions:
+                planner.versions[p.stream] = len(positions)
+            if p.explicit_id:
+                hit = self._ids.get(p.event_id)
+                if hit is not None:
+                    planner.stored[p.event_id] = hit
+        return planner
+
+    def _apply(self, planner: Planner) -> None:
+        for row in planner.rows:
+            assert row[_POSITION] == len(self._rows) + 1
+            self._rows.append(row)
+            self._streams.setdefault(row[_STREAM], []).append(row[_POSITION])
+            self._ids[row[_EVENT_ID]] = Stored(
+                row[_POSITION], row[_STREAM], row[_VERSION], row[_DATA]
+            )
+        self._head_hash = planner.head_hash
+        if planner.rows:
+            self._notify()
+
+    def _notify(self) -> None:
+        if self._appended is not None:
+            self._appended.set()
+            self._appended = None
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[Event],
+        *,
+        expected_version: int | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+        event_ids: Sequence[str | uuid.UUID] | None = None,
+    ) -> AppendResult:
+        self._check_open()
+        if expected_version is not None and (
+            isinstance(expected_version, bool)
+            or not isinstance(expected_version, int)
+            or expected_version < 0
+        ):
+            raise ValueError("expected_version is None or an integer >= 0")
+        prepared = prepare(
+            stream,
+            events,
+            event_ids=event_ids,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        await anyio.lowlevel.checkpoint()
+        self._check_open()
+        # From here to the end: no await, so the call is atomic among the loop's tasks.
+        if not prepared:
+            version = len(self._streams.get(stream, ()))
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(stream, expected_version, version)
+            return AppendResult(stream=stream, positions=(), version=version)
+        planner = self._planner(prepared)
+        result = planner.plan(stream, prepared, expected_version)
+        self._apply(planner)
+        return result
+
+    async def import_events(
+        self, items: Iterable[ImportItem] | AsyncIterable[ImportItem]
+    ) -> ImportResult:
+        self._check_open()
+        batch: list[tuple[ImportItem, Prepared]] = []
+        if isinstance(items, AsyncIterable):
+            async for item in items:
+                batch.append((item, prepare_import(item)))
+        else:
+            for item in items:
+                batch.append((item, prepare_import(item)))
+        await anyio.lowlevel.checkpoint()
+        self._check_open()
+        planner = self._planner(p for _, p in batch)
+        appended = skipped = 0
+        first: int | None = None
+        last: int | None = None
+        for item, p in batch:
+            try:
+                result = planner.plan(p.stream, [p], None)
+            except DuplicateEventError as e:
+                raise FormatError(item.line, str(e), field="event_id", source=item.source) from e
+            if result.duplicate:
+                skipped += 1
+            else:
+                appended += 1
+                first = first or result.positions[0]
+                last = result.positions[-1]
+        self._apply(planner)
+        return ImportResult(
+            appended=appended, skipped=skipped, first_position=first, last_position=last
+        )
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def _scan(
+        self,
+        positions: Callable[[], Iterable[int]],
+        keep: Callable[[_Row], bool] | None = None,
+    ) -> AsyncIterator[Record]:
+        """Yield the records at ``positions`` (re-evaluated lazily), one page between
+        checkpoints, so that a long read never starves the other tasks."""
+        for count, position in enumerate(positions(), start=1):
+            self._check_open()
+            row = self._rows[position - 1]
+            if keep is None or keep(row):
+                yield record_from_row(row)
+            if count % _PAGE == 0:
+                await anyio.lowlevel.checkpoint()
+
+    def _range(self, from_position: int, to_position: int | None) -> Iterable[int]:
+        position = max(1, from_position)
+        while position <= len(self._rows) and (to_position is None or position <= to_position):
+            yield position
+            position += 1
+
+    async def read_all(
+        self,
+        from_position: int = 1,
+        *,
+        to_position: int | None = None,
+        page_size: int = 1000,
+    ) -> AsyncIterator[Record]:
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+            raise ValueError(f"page_size is an integer >= 1, not {page_size!r}")
+        self._check_open()
+        async for record in self._scan(lambda: self._range(from_position, to_position)):
+            yield record
+
+    async def read_stream(
+        self, stream: str, from_version: int = 1, *, to_position: int | None = None
+    ) -> AsyncIterator[Record]:
+        self._check_open()
+
+        def positions() -> Iterable[int]:
+            index = max(1, from_version) - 1
+            while True:
+                listed = self._streams.get(stream, [])
+                if index >= len(listed):
+                    return
+                position = listed[index]
+                if to_position is not None and position > to_position:
+                    return
+                yield position
+                index += 1
+
+        async for record in self._scan(positions):
+            yield record
+
+    async def read_streams(
+        self,
+        streams: Iterable[str],
+        *,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> AsyncIterator[Record]:
+        self._check_open()
+        names = frozenset(streams)
+        if not names:
+            return
+        async for record in self._scan(
+            lambda: self._range(from_position, to_position), lambda row: row[_STREAM] in names
+        ):
+            yield record
+
+    async def query(
+        self,
+        *,
+        stream: str | None = None,
+        types: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        correlation_id: str | None = None,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> AsyncIterator[Record]:
+        self._check_open()
+        wanted = frozenset(types) if types else None
+        since_us = None if since is None else to_micros(since)
+        until_us = None if until is None else to_micros(until)
+
+        def keep(row: _Row) -> bool:
+            return (
+                (stream is None or row[_STREAM] == stream)
+                and (wanted is None or row[_TYPE] in wanted)
+                and (since_us is None or row[_OCCURRED] >= since_us)
+                and (until_us is None or row[_OCCURRED] <= until_us)
+                and (correlation_id is None or row[_CORRELATION] == correlation_id)
+            )
+
+        async for record in self._scan(lambda: self._range(from_position, to_position), keep):
+            yield record
+
+    async def head(self) -> int:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        return len(self._rows)
+
+    async def stream_version(self, stream: str) -> int:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        return len(self._streams.get(stream, ()))
+
+    async def position_at(self, moment: datetime) -> int:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        bound = to_micros(moment)
+        for row in reversed(self._rows):
+            if row[_OCCURRED] <= bound:
+                return int(row[_POSITION])
+        return 0
+
+    async def wait_for_append(self, after_position: int) -> int:
+        """Wait until the head passes ``after_position``; returns the new head. Bound the wait
+        with ``anyio.move_on_after``."""
+        while True:
+            self._check_open()
+            if len(self._rows) > after_position:
+                await anyio.lowlevel.checkpoint()
+                return len(self._rows)
+            if self._appended is None:
+                self._appended = anyio.Event()
+            await self._appended.wait()
+
+    # --- integrity -------------------------------------------------------------------------
+
+    async def verify(self) -> IntegrityReport:
+        self._check_open()
+        prev, expected = GENESIS_HASH, 1
+        versions: dict[str, int] = {}
+
+        def bad(position: int, reason: str) -> IntegrityReport:
+            return IntegrityReport(
+                ok=False,
+                checked=expected - 1,
+                head_position=expected - 1,
+                head_hash=prev.hex(),
+                first_bad_position=position,
+                reason=reason,
+            )
+
+        rows, head_hash = list(self._rows), self._head_hash
+        for row in rows:
+            position, stream, version = row[_POSITION], row[_STREAM], row[_VERSION]
+            if position != expected:
+                return bad(expected, f"position {expected} is missing (next is {position})")
+            if version != versions.get(stream, 0) + 1:
+                return bad(position, f"stream {stream!r} jumps to version {version}")
+            digest = chain_hash(
+                prev,
+                position,
+                stream,
+                version,
+                row[_EVENT_ID],
+                row[_CORRELATION],
+                row[_CAUSATION],
+                row[_RECORDED],
+                row[_SCHEMA],
+                row[_DATA],
+            )
+            if digest != row[_HASH]:
+                return bad(position, "its hash does not match its content and the chain")
+            versions[stream] = version
+            prev, expected = digest, expected + 1
+            if expected % _PAGE == 0:
+                await anyio.lowlevel.checkpoint()
+        if prev != head_hash:
+            return bad(max(expected - 1, 1), "the head hash does not match the log")
+        await anyio.lowlevel.checkpoint()
+        return IntegrityReport(
+            ok=True, checked=expected - 1, head_position=expected - 1, head_hash=prev.hex()
+        )
+
+    async def check(self) -> None:
+        """Raise :class:`IntegrityError` naming the first bad position, if any."""
+        report = await self.verify()
+        if not report.ok:
+            assert report.first_bad_position is not None
+            assert report.reason is not None
+            raise IntegrityError(report.first_bad_position, report.reason)

@@ -342,8 +342,8 @@ class SQLiteEventStore(EventStore):
                 iter(await reader.execute_fetchall("SELECT count(*) FROM sqlite_master"))
             )
             _check_header((app, version, objects[0]), path, allow_empty=False)
-            if readonly:
-                await reader.execute("PRAGMA query_only = ON")
+            # Reads never write, whatever SQL reaches them (see :meth:`fetch`).
+            await reader.execute("PRAGMA query_only = ON")
         except BaseException as e:
             with anyio.CancelScope(shield=True):
                 if reader is not None:
@@ -543,6 +543,13 @@ class SQLiteEventStore(EventStore):
         )
 
     # --- reading ---------------------------------------------------------------------------
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Rows of one read-only SQL query on the store's read connection: for read models kept
+        in the same file (the projections' tables) and ad-hoc audits. The connection is
+        ``query_only``, so a statement that would write raises :class:`ReadOnlyError`; pass
+        values as ``params``, never in ``sql``."""
+        return list(await self._fetch(sql, params))
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> Iterable[Any]:
         self._check_open()

@@ -6,8 +6,10 @@ import argparse
 import sys
 from typing import Any, BinaryIO
 
+from ledger import SQLiteEventStore
 from ledger.codec import read_lines
 from ledger.errors import FormatError
+from projections import Projector
 
 from ._common import add_command, console, open_db, print_json
 
@@ -17,6 +19,11 @@ def register(sub: Any) -> None:
         sub, "import", "append every event of a JSON Lines file atomically ('-': stdin)", run
     )
     parser.add_argument("file", metavar="FILE")
+    parser.add_argument(
+        "--no-project",
+        action="store_true",
+        help="append only; leave the projection tables to a later `rebuild` or catch-up",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -32,6 +39,10 @@ async def run(args: argparse.Namespace) -> int:
     try:
         async with open_db(args, readonly=False) as store:
             result = await store.import_events(read_lines(handle, source))
+            if not args.no_project and isinstance(store, SQLiteEventStore):
+                # Bring the read models up to date so `state` and `explain` read them, not the log.
+                async with Projector.open(store) as projector:
+                    await projector.catch_up()
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

@@ -1,0 +1,229 @@
+"""The projections' figures (issue 3, "Speed"), each beside raw ``sqlite3`` in the same run.
+
+1. ``rebuild`` of every projection (account, channel, policy, payment, balances), in events/s:
+   :meth:`projections.Projector.rebuild` folds every event of the store from position 1 and
+   writes every row and the checkpoints in one transaction. The baseline reads the same rows
+   with plain ``sqlite3`` and decodes each with :data:`ledger.events.DECODER` (no fold, no
+   write): what any rebuild must at least do. Aim: 150,000 events/s.
+2. The state of one account as of a random position in the large store (1,000,000 events in
+   the full run), in milliseconds: :func:`projections.account_at` on a store whose projection
+   tables are caught up, for random accounts and positions. The baseline reads that account's
+   own stream up to the position with plain ``sqlite3`` (less work: no payment streams, no
+   fold). Target: under 50 ms.
+3. Durable appends from 64 concurrent tasks while :func:`projections.open_projections` follows
+   them live in the same process, against the same appends with no projection (the baseline
+   here is the store itself, not raw sqlite3). Target: at least half the rate (ratio >= 0.5).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import anyio
+
+from ledger import ImportItem, open_store
+from ledger.events import DECODER, Event
+from projections import Projector, account_at, open_projections
+
+from ._data import START, ledger_events, payment_flow
+from ._util import Figure, Options, Target, scratch_dir, timed
+
+__all__ = ["run"]
+
+TITLE: Final = "projections"
+
+
+async def _build(path: Path, count: int, seed: int) -> None:
+    async with open_store(path, durability="normal") as store:
+        await store.import_events(
+            ImportItem(stream=stream, event=event) for stream, event in ledger_events(count, seed)
+        )
+
+
+def _raw_read_decode(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        n = 0
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT position, data FROM events WHERE position > ? ORDER BY position "
+                "LIMIT 20000",
+                (after,),
+            ).fetchall()
+            if not rows:
+                return n
+            for _, data in rows:
+                DECODER.decode(data)
+            n += len(rows)
+            after = rows[-1][0]
+    finally:
+        conn.close()
+
+
+def _raw_account_stream(conn: sqlite3.Connection, account_id: str, position: int) -> int:
+    rows = conn.execute(
+        "SELECT data FROM events WHERE stream = ? AND position <= ? ORDER BY version",
+        (f"account-{account_id}", position),
+    ).fetchall()
+    for (data,) in rows:
+        DECODER.decode(data)
+    return len(rows)
+
+
+async def _rebuild_figure(options: Options, tmp: Path) -> Figure:
+    count = 20_000 if options.quick else 200_000
+    path = tmp / "rebuild.db"
+    options.log(f"rebuild: building a store of {count:,} events")
+    await _build(path, count, options.seed)
+    samples: list[float] = []
+    baseline: list[float] = []
+    async with open_store(path, readonly=True) as store, Projector.open(store) as projector:
+        for i in range(options.repeat):
+            result = await projector.rebuild()
+            samples.append(result.events / result.seconds)
+            with timed() as elapsed:
+                n = _raw_read_decode(path)
+            baseline.append(n / elapsed())
+            options.log(f"rebuild {i + 1}/{options.repeat}: {samples[-1]:,.0f} events/s")
+    return Figure.measured(
+        "rebuild every projection",
+        "events/s",
+        samples,
+        baseline,
+        better="higher",
+        target=Target(on="value", op=">=", threshold=150_000, aim=True),
+        note=f"{count:,} events; baseline: sqlite3 SELECT + msgspec decode only",
+    )
+
+
+async def _account_at_figure(options: Options, tmp: Path) -> Figure | None:
+    count = options.large_events if not options.quick else min(options.large_events, 50_000)
+    if count <= 0:
+        return None
+    path = tmp / "large.db"
+    options.log(f"account_at: building a store of {count:,} events")
+    await _build(path, count, options.seed)
+    rng = random.Random(options.seed)
+    async with open_store(path) as store:
+        async with Projector.open(store) as projector:
+            options.log("account_at: catching the projections up")
+            await projector.catch_up(batch_size=50_000)
+        head = await store.head()
+        conn = sqlite3.connect(path)
+        try:
+            accounts = [
+                row[0].removeprefix("account-")
+                for row in conn.execute(
+                    "SELECT DISTINCT stream FROM events WHERE type = 'AccountOpened'"
+                ).fetchall()
+            ]
+            samples: list[float] = []
+            baseline: list[float] = []
+            per_round = 20 if options.quick else 50
+            for _ in range(options.repeat):
+                for _ in range(per_round):
+                    account_id = rng.choice(accounts)
+                    position = rng.randrange(1, head + 1)
+                    start = time.perf_counter()
+                    await account_at(store, account_id, position=position)
+                    samples.append((time.perf_counter() - start) * 1000)
+                    start = time.perf_counter()
+                    _raw_account_stream(conn, account_id, position)
+                    baseline.append((time.perf_counter() - start) * 1000)
+        finally:
+            conn.close()
+    ordered = sorted(samples)
+    options.log(
+        f"account_at: median {ordered[len(ordered) // 2]:.2f} ms, "
+        f"max {ordered[-1]:.2f} ms over {len(ordered)} lookups"
+    )
+    return Figure.measured(
+        "account state at a random position",
+        "ms",
+        samples,
+        baseline,
+        better="lower",
+        target=Target(on="value", op="<", threshold=50),
+        note=f"{count:,} events; baseline: sqlite3 reading the account's own stream",
+    )
+
+
+def _flows(count: int, seed: int) -> list[list[Event]]:
+    """Payment flows of about ``count`` events in all (one stream each)."""
+    rng = random.Random(seed)
+    flows: list[list[Event]] = []
+    total = 0
+    while total < count:
+        flow = payment_flow(rng, f"L{len(flows)}", f"A{len(flows) % 500}", START)
+        flows.append(flow)
+        total += len(flow)
+    return flows
+
+
+async def _append_flows(path: Path, flows: Sequence[list[Event]], follow: bool) -> float:
+    """Events/s appended by 64 tasks, each event durable on its own; with a live follower."""
+    events = sum(len(f) for f in flows)
+    async with open_store(path) as store:
+
+        async def worker(mine: Sequence[list[Event]]) -> None:
+            for flow in mine:
+                stream = f"payment-{flow[0].payment_id}"  # type: ignore[attr-defined]
+                for event in flow:
+                    await store.append(stream, [event])
+
+        async def appends() -> float:
+            with timed() as elapsed:
+                async with anyio.create_task_group() as tg:
+                    for i in range(64):
+                        tg.start_soon(worker, flows[i::64])
+            return events / elapsed()
+
+        if not follow:
+            return await appends()
+        async with open_projections(store) as projector:
+            rate = await appends()
+            with anyio.fail_after(120):
+                while await projector.checkpoint() < await store.head():  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+        return rate
+
+
+async def _follow_figure(options: Options, tmp: Path) -> Figure:
+    count = 2_000 if options.quick else 10_000
+    samples: list[float] = []
+    baseline: list[float] = []
+    for i in range(options.repeat):
+        flows = _flows(count, options.seed + i)
+        baseline.append(await _append_flows(tmp / f"plain{i}.db", flows, follow=False))
+        samples.append(await _append_flows(tmp / f"live{i}.db", flows, follow=True))
+        options.log(
+            f"live follow {i + 1}/{options.repeat}: {samples[-1]:,.0f} events/s "
+            f"(without: {baseline[-1]:,.0f})"
+        )
+    return Figure.measured(
+        "appends (64 tasks) with live projections",
+        "events/s",
+        samples,
+        baseline,
+        better="higher",
+        target=Target(on="ratio", op=">=", threshold=0.5),
+        note=f"{count:,} events; baseline: the same appends with no projection following",
+    )
+
+
+async def run(options: Options) -> list[Figure]:
+    """Measure the figures of the module docstring."""
+    figures: list[Figure] = []
+    with scratch_dir(options) as tmp:
+        figures.append(await _rebuild_figure(options, tmp))
+        figures.append(await _follow_figure(options, tmp))
+        large = await _account_at_figure(options, tmp)
+        if large is not None:
+            figures.append(large)
+    return figures

@@ -1,0 +1,927 @@
+"""The projections: pure reducers (rebuild from scratch equals incremental application, the
+double-entry invariant, ``used`` agrees with the receivables), time travel against a fresh fold,
+the persisted projections (catch-up, crash between append and projection update, rebuild,
+another projector), the subscription, unknown event types and upcasters, and the CLI's
+``state`` and ``rebuild``."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import EventStore, open_store
+from ledger.errors import UnknownEventTypeError
+from ledger.events import (
+    AccountOpened,
+    Candidate,
+    ChannelDecided,
+    ChannelPolicySet,
+    ChannelStatusChanged,
+    CreditLimitChanged,
+    CreditLineOpened,
+    CreditScoreChanged,
+    CreditStatusChanged,
+    Event,
+    FailoverTriggered,
+    PaymentAbandoned,
+    PaymentAttempted,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentRequested,
+    PaymentSettled,
+    RepaymentMade,
+    RepaymentOverdue,
+    VerificationFailed,
+    VerificationPassed,
+    VerificationRequested,
+    stream_of,
+)
+from ledger.store import Record, chain_hash
+from projections import (
+    Projector,
+    World,
+    account_at,
+    channel_at,
+    fold,
+    open_projections,
+    payment_at,
+    policy_at,
+    subscribe,
+)
+from projections import projector as projector_module
+from replay.cli import main as cli
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+PRODUCTS = ("huabei", "jiebei")
+CHANNELS = ("huabei", "jiebei", "bank_card", "balance")
+MERCHANTS = ("zd-auto", "byd-finance")
+SCENARIOS = ("car_loan_down_payment", "car_loan_deposit")
+STATUSES = ("active", "limited", "suspended", "frozen", "closed")
+
+# --- a generator of valid event sequences ----------------------------------------------------
+
+
+class _Sim:
+    """Turns a list of (op, number) into a plausible, valid event sequence."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.accounts: list[str] = []
+        self.lines: dict[tuple[str, str], dict[str, Any]] = {}
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.score: dict[str, int] = {}
+
+    def at(self) -> datetime:
+        return T0 + timedelta(minutes=len(self.events))
+
+    def emit(self, event_type: type[Event], **fields: Any) -> None:
+        self.events.append(event_type(occurred_at=self.at(), **fields))
+
+    def account(self, n: int) -> str:
+        return self.accounts[n % len(self.accounts)]
+
+    def line(self, n: int) -> tuple[str, str] | None:
+        keys = sorted(self.lines)
+        return keys[n % len(keys)] if keys else None
+
+    def step(self, op: int, n: int) -> None:
+        if op == 0 or not self.accounts:
+            aid = f"A{len(self.accounts) + 1}"
+            self.accounts.append(aid)
+            self.emit(AccountOpened, account_id=aid, holder_ref=f"H{n % 100}")
+            if n % 3:  # most accounts get a credit line straight away
+                self.step(1, len(self.accounts) - 1 + len(self.accounts) * (n % 2))
+            return
+        if op == 1:
+            aid = self.account(n)
+            product = PRODUCTS[n % 2]
+            if (aid, product) not in self.lines:
+                limit = 100_000 * (1 + n % 50)
+                self.lines[(aid, product)] = {"status": "active", "limit": limit}
+                self.emit(
+                    CreditLineOpened,
+                    account_id=aid,
+                    product=product,
+                    limit_minor=limit,
+                    currency="CNY",
+                )
+            return
+        if op in (2, 3, 4, 5):
+            key = self.line(n)
+            if key is None:
+                return
+            aid, product = key
+            line = self.lines[key]
+            if op == 2:
+                new = 100_000 * (n % 60)
+                self.emit(
+                    CreditLimitChanged,
+                    account_id=aid,
+                    product=product,
+                    old_limit_minor=line["limit"],
+                    new_limit_minor=new,
+                    reason="review",
+                )
+                line["limit"] = new
+            elif op == 3:
+                new_status = STATUSES[n % len(STATUSES)]
+                self.emit(
+                    CreditStatusChanged,
+                    account_id=aid,
+                    product=product,
+                    old_status=line["status"],
+                    new_status=new_status,
+                    reason="risk",
+                )
+                line["status"] = new_status
+            elif op == 4:
+                self.emit(
+                    RepaymentOverdue,
+                    account_id=aid,
+                    product=product,
+                    overdue_minor=1000 * (n % 20),
+                    days_overdue=n % 90,
+                )
+            else:
+                self.emit(RepaymentMade, account_id=aid, product=product, amount_minor=1 + n)
+            return
+        if op == 6:
+            aid = self.account(n)
+            old = self.score.get(aid, 700)
+            self.score[aid] = n % 1000
+            self.emit(
+                CreditScoreChanged,
+                account_id=aid,
+                old_score=old,
+                new_score=n % 1000,
+                bureau="sesame",
+            )
+            return
+        if op == 7:
+            self.emit(
+                ChannelStatusChanged,
+                channel=CHANNELS[n % 4],
+                status=("up", "degraded", "down", "maintenance")[n // 4 % 4],
+                reason="ops",
+            )
+            return
+        if op == 8:
+            allowed = tuple(c for i, c in enumerate(CHANNELS) if (n >> i) & 1)
+            self.emit(
+                ChannelPolicySet,
+                merchant=MERCHANTS[n % 2],
+                scenario=SCENARIOS[n // 2 % 2],
+                allowed_channels=allowed,
+                reason="rule",
+            )
+            return
+        if op == 9:
+            aid = self.account(n)
+            pid = f"P{len(self.payments) + 1}"
+            amount = 1000 * (1 + n % 300)
+            products = [p for (a, p) in sorted(self.lines) if a == aid]
+            # mostly on one of the account's credit lines
+            channel = products[n % len(products)] if products and n % 4 else CHANNELS[n % 4]
+            self.payments[pid] = {"attempt": 0, "phase": "requested", "channel": channel}
+            self.emit(
+                PaymentRequested,
+                payment_id=pid,
+                account_id=aid,
+                merchant=MERCHANTS[n % 2],
+                scenario=SCENARIOS[n % 2],
+                amount_minor=amount,
+                currency="CNY",
+                preferred_channel=channel,
+            )
+            self.payments[pid]["amount"] = amount
+            return
+        # op >= 10: advance a payment
+        open_ids = [p for p, s in self.payments.items() if s["phase"] != "done"]
+        if not open_ids:
+            return
+        pid = open_ids[n % len(open_ids)]
+        for step in range(1 + (op - 10) // 4):  # one to three steps of the same payment
+            if self.payments[pid]["phase"] != "done":
+                self.advance(pid, n + step * 7)
+
+    def advance(self, pid: str, n: int) -> None:
+        p = self.payments[pid]
+        phase, channel, amount = p["phase"], p["channel"], p["amount"]
+        if phase == "requested":
+            p["attempt"] += 1
+            candidates = tuple(
+                Candidate(channel=c, eligible=c == channel, reason="ok") for c in CHANNELS
+            )
+            self.emit(
+                ChannelDecided,
+                payment_id=pid,
+                attempt=p["attempt"],
+                channel=channel,
+                candidates=candidates,
+                rule="preferred",
+            )
+            self.emit(
+                PaymentAttempted,
+                payment_id=pid,
+                attempt=p["attempt"],
+                channel=channel,
+                amount_minor=amount,
+            )
+            p["phase"] = "attempted"
+        elif phase == "attempted":
+            choice = n % 5
+            if choice == 0:
+                self.emit(VerificationRequested, payment_id=pid, attempt=p["attempt"], method="otp")
+                self.emit(
+                    VerificationFailed,
+                    payment_id=pid,
+                    attempt=p["attempt"],
+                    method="otp",
+                    reason="wrong_code",
+                    remaining_tries=n % 3,
+                )
+            elif choice == 1:
+                self.emit(VerificationPassed, payment_id=pid, attempt=p["attempt"], method="otp")
+            elif choice in (2, 3):
+                self.emit(
+                    PaymentAuthorized,
+                    payment_id=pid,
+                    attempt=p["attempt"],
+                    channel=channel,
+                    amount_minor=amount,
+                    auth_ref=f"R{n}",
+                )
+                p["phase"] = "authorized"
+            else:
+                self.emit(
+                    PaymentDeclined,
+                    payment_id=pid,
+                    attempt=p["attempt"],
+                    channel=channel,
+                    code=("unknown", "timeout", "insufficient_credit")[n % 3],
+                    message="no",
+                )
+                p["phase"] = "declined"
+        elif phase == "authorized":
+            choice = n % 4
+            if choice in (0, 1):
+                self.emit(
+                    PaymentSettled,
+                    payment_id=pid,
+                    attempt=p["attempt"],
+                    channel=channel,
+                    amount_minor=amount,
+                )
+                p["phase"] = "done"
+            elif choice == 2:
+                self.emit(PaymentAbandoned, payment_id=pid, reason="customer left")
+                p["phase"] = "done"
+            else:
+                self.emit(
+                    PaymentDeclined,
+                    payment_id=pid,
+                    attempt=p["attempt"],
+                    channel=channel,
+                    code="risk_blocked",
+                    message="reversed",
+                )
+                p["phase"] = "declined"
+        elif phase == "declined":
+            if n % 2:
+                to = CHANNELS[(CHANNELS.index(channel) + 1 + n) % 4]
+                self.emit(
+                    FailoverTriggered,
+                    payment_id=pid,
+                    from_channel=channel,
+                    to_channel=to,
+                    reason="x",
+                )
+                p["channel"] = to
+                p["phase"] = "requested"
+            else:
+                self.emit(PaymentAbandoned, payment_id=pid, reason="gave up")
+                p["phase"] = "done"
+
+
+def build(ops: Sequence[tuple[int, int]]) -> list[Event]:
+    sim = _Sim()
+    for op, n in ops:
+        sim.step(op, n)
+    return sim.events
+
+
+OPS = st.lists(st.tuples(st.integers(0, 19), st.integers(0, 10_000)), min_size=1, max_size=80)
+"""Ops 0-9 make account, credit, channel, policy and payment-request events; 10-19 advance a
+payment (decide, attempt, verify, authorize, decline, settle, fail over, abandon)."""
+
+
+def records_of(events: Sequence[Event]) -> list[Record]:
+    """Records as a store would give them (positions 1..n, stream versions)."""
+    versions: dict[str, int] = {}
+    out = []
+    for i, event in enumerate(events, start=1):
+        stream = stream_of(event)
+        versions[stream] = versions.get(stream, 0) + 1
+        out.append(Record(i, stream, versions[stream], event, f"id-{i}", event.occurred_at))
+    return out
+
+
+async def append_all(store: EventStore, events: Sequence[Event]) -> None:
+    for event in events:
+        await store.append(stream_of(event), [event])
+
+
+def check_invariants(world: World) -> None:
+    """Double entry balances; ``used`` is the receivable; ``held`` is the open holds."""
+    for currency, totals in world.totals.items():
+        assert totals.debit_minor == totals.credit_minor, currency
+    debits = sum(b.debit_minor for b in world.balances.values())
+    credits = sum(b.credit_minor for b in world.balances.values())
+    assert debits == credits
+    for aid, f in world.accounts.items():
+        for product, line in f.state.credit.items():
+            receivable = world.receivable(aid, product, line.currency)
+            assert line.used_minor == receivable, (aid, product)
+            assert line.used_minor >= 0
+            assert line.held_minor == sum(
+                h.amount_minor for h in f.holds.values() if h.product == product
+            )
+            assert line.available_minor == max(
+                0, line.limit_minor - line.used_minor - line.held_minor
+            )
+    for key, balance in world.balances.items():
+        if key[0].startswith("receivable:"):
+            assert balance.balance_minor >= 0
+
+
+def same_world(a: World, b: World) -> None:
+    assert a.accounts == b.accounts
+    assert a.payments == b.payments
+    assert a.channels == b.channels
+    assert a.policies == b.policies
+    assert a.balances == b.balances
+    assert a.totals == b.totals
+
+
+def at(state: Any, position: int) -> Any:
+    return None if state is None else msgspec.structs.replace(state, position=position)
+
+
+# --- pure reducers ---------------------------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(OPS)
+def test_incremental_equals_rebuild_at_every_prefix_and_invariants_hold(
+    ops: list[tuple[int, int]],
+) -> None:
+    records = records_of(build(ops))
+    live = World()
+    for n, record in enumerate(records, start=1):
+        live.apply(record)
+        check_invariants(live)
+        same_world(live, fold(records[:n]))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_long_sequences_keep_the_invariants(seed: int) -> None:
+    """Hundreds of events: many payments settle, fail over, get repaid or abandoned."""
+    rng = random.Random(seed)
+    records = records_of(build([(rng.randrange(20), rng.randrange(10_000)) for _ in range(600)]))
+    live = World()
+    for n, record in enumerate(records, start=1):
+        live.apply(record)
+        check_invariants(live)
+        if n % 97 == 0:
+            same_world(live, fold(records[:n]))
+    lines = [line for f in live.accounts.values() for line in f.state.credit.values()]
+    assert any(line.used_minor > 0 for line in lines)
+    assert sum(p.outcome == "succeeded" for p in live.payments.values()) > 3
+    assert sum(p.outcome == "failed" for p in live.payments.values()) > 3
+
+
+def test_credit_line_arithmetic() -> None:
+    """Hold on authorization, used on settlement, released on abandonment, repaid FIFO."""
+    events = build([(0, 0), (1, 0)])  # A1 with huabei, limit 100_000
+    t = T0 + timedelta(days=1)
+
+    def request(pid: str, amount: int) -> list[Event]:
+        return [
+            PaymentRequested(
+                occurred_at=t,
+                payment_id=pid,
+                account_id="A1",
+                merchant="zd-auto",
+                scenario="car_loan_deposit",
+                amount_minor=amount,
+                currency="CNY",
+                preferred_channel="huabei",
+            ),
+            PaymentAuthorized(
+                occurred_at=t,
+                payment_id=pid,
+                attempt=1,
+                channel="huabei",
+                amount_minor=amount,
+                auth_ref="r",
+            ),
+        ]
+
+    events += request("P1", 30_000)
+    events += request("P2", 20_000)
+    world = fold(records_of(events))
+    line = world.accounts["A1"].state.credit["huabei"]
+    assert (line.used_minor, line.held_minor, line.available_minor) == (0, 50_000, 50_000)
+    assert line.usage_positions == (4, 6)
+    events += [
+        PaymentSettled(
+            occurred_at=t, payment_id="P1", attempt=1, channel="huabei", amount_minor=30_000
+        ),
+        PaymentAbandoned(occurred_at=t, payment_id="P2", reason="left"),
+        RepaymentOverdue(
+            occurred_at=t, account_id="A1", product="huabei", overdue_minor=5000, days_overdue=3
+        ),
+        RepaymentMade(occurred_at=t, account_id="A1", product="huabei", amount_minor=8000),
+    ]
+    world = fold(records_of(events))
+    line = world.accounts["A1"].state.credit["huabei"]
+    assert (line.used_minor, line.held_minor, line.overdue_minor) == (22_000, 0, 0)
+    assert line.overdue_position is None
+    assert line.usage_positions == (7,)
+    assert world.payments["P1"].outcome == "succeeded"
+    assert world.payments["P2"].outcome == "failed"
+    assert world.receivable("A1", "huabei", "CNY") == 22_000
+    assert world.balances[("payable:zd-auto", "CNY")].balance_minor == -30_000
+    check_invariants(world)
+    # an overpayment goes to its own account; used never drops below zero
+    events.append(
+        RepaymentMade(occurred_at=t, account_id="A1", product="huabei", amount_minor=25_000)
+    )
+    world = fold(records_of(events))
+    assert world.accounts["A1"].state.credit["huabei"].used_minor == 0
+    assert world.balances[("overpaid:A1:huabei", "CNY")].balance_minor == -3_000
+    check_invariants(world)
+
+
+def test_payment_outcome_rules() -> None:
+    ops = [(0, 0), (9, 0)]  # P1 on huabei
+    events = build(ops)
+    t = T0 + timedelta(days=1)
+    declined = PaymentDeclined(
+        occurred_at=t, payment_id="P1", attempt=1, channel="huabei", code="unknown", message="m"
+    )
+    attempted = PaymentAttempted(
+        occurred_at=t, payment_id="P1", attempt=1, channel="huabei", amount_minor=1000
+    )
+    world = fold(records_of([*events, attempted]))
+    assert world.payments["P1"].outcome == "pending"
+    world = fold(records_of([*events, attempted, declined]))
+    assert world.payments["P1"].outcome == "failed"
+    assert world.payments["P1"].attempts[0].code == "unknown"
+    failover = FailoverTriggered(
+        occurred_at=t, payment_id="P1", from_channel="huabei", to_channel="bank_card", reason="r"
+    )
+    world = fold(records_of([*events, attempted, declined, failover]))
+    assert world.payments["P1"].outcome == "pending"
+    settled = PaymentSettled(
+        occurred_at=t, payment_id="P1", attempt=2, channel="bank_card", amount_minor=1000
+    )
+    world = fold(records_of([*events, attempted, declined, failover, settled]))
+    payment = world.payments["P1"]
+    assert payment.outcome == "succeeded"
+    assert [a.channel for a in payment.attempts] == ["huabei", "bank_card"]
+    assert world.balances[("clearing:bank_card", "CNY")].balance_minor == 1000
+    check_invariants(world)
+
+
+# --- time travel -----------------------------------------------------------------------------
+
+
+@settings(max_examples=25)
+@given(OPS, st.integers(0, 100))
+@pytest.mark.anyio
+async def test_time_travel_equals_a_fresh_fold_of_the_first_n_events(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[int, int]], split: int
+) -> None:
+    events = build(ops)
+    records = records_of(events)
+    path = tmp_path_factory.mktemp("tt") / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+        head = len(events)
+        # persisted projections part of the way: account_at starts from them when it can
+        async with Projector.open(store) as projector:
+            await projector.catch_up(to_position=split % (head + 1))
+        accounts = [*sorted({getattr(e, "account_id", "") for e in events} - {""}), "nobody"]
+        payments = sorted({getattr(e, "payment_id", "") for e in events} - {""})
+        for n in sorted({0, 1, head // 3, head // 2, head - 1, head, split % (head + 1)}):
+            if n < 0:
+                continue
+            expected = fold(records[:n])
+            for aid in accounts:
+                assert await account_at(store, aid, position=n) == at(expected.account(aid), n)
+            for pid in payments:
+                assert await payment_at(store, pid, position=n) == at(expected.payment(pid), n)
+            for channel in CHANNELS:
+                assert await channel_at(store, channel, position=n) == at(
+                    expected.channel(channel), n
+                )
+            for merchant in MERCHANTS:
+                assert await policy_at(store, merchant, position=n) == at(
+                    expected.policy(merchant), n
+                )
+        # as_of bounds by occurred_at (minute n-1 after T0 is event n)
+        n = max(1, head // 2)
+        moment = T0 + timedelta(minutes=n - 1, seconds=30)
+        expected = fold(records[:n])
+        for aid in accounts:
+            assert await account_at(store, aid, as_of=moment) == at(expected.account(aid), n)
+
+
+@pytest.mark.anyio
+async def test_account_at_without_projection_tables_and_on_the_memory_store(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 1), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 400), (9, 1), (10, 2)])
+    records = records_of(events)
+    expected = fold(records).account("A1")
+    assert expected is not None
+    assert expected.credit["huabei"].used_minor > 0
+    async with open_store(":memory:") as memory, open_store(tmp_path / "l.db") as sqlite_store:
+        for store in (memory, sqlite_store):
+            await append_all(store, events)
+            assert await account_at(store, "A1") == at(expected, len(events))
+            assert await account_at(store, "A1", position=3) == at(
+                fold(records[:3]).account("A1"), 3
+            )
+            assert await account_at(store, "A9") is None
+            assert await account_at(store, "A1", as_of=T0 - timedelta(days=1)) is None
+
+
+# --- persisted projections -------------------------------------------------------------------
+
+
+@settings(max_examples=20)
+@given(OPS, st.integers(1, 7))
+@pytest.mark.anyio
+async def test_persisted_projection_after_catch_up_equals_the_pure_fold(
+    tmp_path_factory: pytest.TempPathFactory, ops: list[tuple[int, int]], batch: int
+) -> None:
+    events = build(ops)
+    path = tmp_path_factory.mktemp("persist") / "ledger.db"
+    async with open_store(path) as store:
+        half = len(events) // 2
+        await append_all(store, events[:half])
+        async with Projector.open(store) as projector:
+            await projector.catch_up(batch_size=batch)
+        await append_all(store, events[half:])
+        async with Projector.open(store) as projector:  # a fresh one: loads what it needs
+            assert await projector.catch_up(batch_size=batch) == len(events)
+            persisted = await projector.load_world()
+            same_world(persisted, fold(records_of(events)))
+            check_invariants(persisted)
+            result = await projector.rebuild()
+            assert result.events == len(events)
+            same_world(await projector.load_world(), fold(records_of(events)))
+
+
+@pytest.mark.anyio
+async def test_crash_between_append_and_projection_update_is_repaired_on_reopen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (9, 5), (10, 2)] * 3)
+    path = tmp_path / "ledger.db"
+    third = len(events) // 3
+    async with open_store(path) as store:
+        await append_all(store, events[:third])
+        async with Projector.open(store) as projector:
+            await projector.catch_up()
+        # appended, then the process "dies" before the projection update
+        await append_all(store, events[third : 2 * third])
+    # the projection update itself dies half way: its transaction leaves nothing
+    real = projector_module._write_rows
+
+    async def dying(conn: Any, world: World) -> None:
+        await real(conn, world)
+        raise OSError("power cut")
+
+    async with open_store(path) as store, Projector.open(store) as projector:
+        monkeypatch.setattr(projector_module, "_write_rows", dying)
+        with pytest.raises(OSError, match="power cut"):
+            await projector.catch_up(batch_size=3)
+        assert await projector.checkpoint() == third
+        monkeypatch.setattr(projector_module, "_write_rows", real)
+        await append_all(store, events[2 * third :])
+        # the same projector retries: its cache ran ahead, so it must not apply anything twice
+        assert await projector.catch_up(batch_size=3) == len(events)
+        same_world(await projector.load_world(), fold(records_of(events)))
+    async with open_store(path) as store, Projector.open(store) as projector:
+        assert await projector.catch_up() == len(events)  # nothing left to do
+        same_world(await projector.load_world(), fold(records_of(events)))
+
+
+@pytest.mark.anyio
+async def test_projection_tables_of_another_version_are_ignored_then_rebuilt(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 9)] * 2)
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+        async with Projector.open(store) as projector:
+            await projector.catch_up()
+    with sqlite3.connect(path) as conn:  # a future payledger's tables: unreadable here
+        conn.execute("UPDATE proj_meta SET value = 99")
+        conn.execute("UPDATE proj_accounts SET fold = x'00'")
+    conn.close()
+    expected = fold(records_of(events))
+    async with open_store(path, readonly=True) as store:
+        assert await account_at(store, "A1") == at(expected.account("A1"), len(events))
+        async with Projector.open(store) as projector:
+            assert await projector.checkpoint() == 0  # dropped and created again
+            assert await projector.catch_up() == len(events)
+            same_world(await projector.load_world(), expected)
+
+
+@pytest.mark.anyio
+async def test_two_projectors_on_one_file_never_apply_an_event_twice(tmp_path: Path) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 77)] * 4)
+    path = tmp_path / "ledger.db"
+    async with (
+        open_store(path) as store,
+        Projector.open(store) as one,
+        Projector.open(store) as two,
+    ):
+        for i, event in enumerate(events):
+            await store.append(stream_of(event), [event])
+            await (one if i % 3 else two).catch_up(batch_size=2)
+        await one.catch_up()
+        await two.catch_up()
+        same_world(await two.load_world(), fold(records_of(events)))
+
+
+@pytest.mark.anyio
+async def test_follow_keeps_up_with_appends_from_another_store_object(tmp_path: Path) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0)] * 3)
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as writer, open_store(path, readonly=True) as reader:
+        await append_all(writer, events[:5])
+        async with Projector.open(reader) as projector, anyio.create_task_group() as tg:
+            tg.start_soon(projector.follow)
+            await append_all(writer, events[5:])  # another store object: seen by polling
+            with anyio.fail_after(10):
+                while await projector.checkpoint() < len(events):  # noqa: ASYNC110
+                    await anyio.sleep(0.01)  # the projector is another connection: poll it
+            tg.cancel_scope.cancel()
+        async with Projector.open(reader) as projector:
+            same_world(await projector.load_world(), fold(records_of(events)))
+
+
+@pytest.mark.anyio
+async def test_open_projections_follows_appends_and_reports_an_unknown_type(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 9)] * 2)
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events[:3])
+        async with open_projections(store) as projector:
+            await append_all(store, events[3:])
+            with anyio.fail_after(10):
+                while await projector.checkpoint() < len(events):  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+            same_world(await projector.load_world(), fold(records_of(events)))
+            assert projector.error is None
+    bad = _raw_append(path, "payment-P1", "PaymentRefunded", 1, {"payment_id": "P1"})
+    async with open_store(path) as store, open_projections(store) as projector:
+        assert projector.error is not None
+        assert projector.error.position == bad
+        assert await projector.checkpoint() == bad - 1
+
+
+# --- subscription ----------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_subscribe_yields_every_event_once_including_those_appended_while_waiting(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (7, 5)] * 3)
+    path = tmp_path / "ledger.db"
+    seen: list[int] = []
+    async with open_store(path) as store, open_store(path, readonly=True) as other:
+        await append_all(store, events[:4])
+
+        async def consume(source: EventStore, into: list[int], start: int) -> None:
+            async for record in subscribe(source, from_position=start, page_size=3):
+                into.append(record.position)
+                if record.position == len(events):
+                    return
+
+        seen_other: list[int] = []
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(consume, store, seen, 1)
+                tg.start_soon(consume, other, seen_other, 3)
+                await anyio.sleep(0.05)
+                for event in events[4:]:
+                    await store.append(stream_of(event), [event])
+                    await anyio.lowlevel.checkpoint()
+    assert seen == list(range(1, len(events) + 1))
+    assert seen_other == list(range(3, len(events) + 1))
+
+
+# --- schema evolution ------------------------------------------------------------------------
+
+
+def _raw_append(path: Path, stream: str, type_name: str, schema: int, data: dict[str, Any]) -> int:
+    """Write an event row the way an older or newer payledger would have (a raw insert)."""
+    with sqlite3.connect(path) as conn:
+        position, prev = conn.execute("SELECT position, hash FROM ledger_head").fetchone()
+        version = conn.execute(
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
+        ).fetchone()[0]
+        position += 1
+        payload = json.dumps({"type": type_name, **data})
+        occurred = int((T0 - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds() * 1_000_000)
+        eid = f"00000000-0000-4000-8000-{position:012d}"
+        digest = chain_hash(
+            prev, position, stream, version + 1, eid, None, None, occurred, schema, payload
+        )
+        conn.execute(
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+            (
+                position,
+                stream,
+                version + 1,
+                type_name,
+                schema,
+                occurred,
+                occurred,
+                eid,
+                payload,
+                digest,
+            ),
+        )
+        conn.execute(
+            "UPDATE ledger_head SET position = ?, hash = ? WHERE id = 1", (position, digest)
+        )
+    conn.close()
+    return int(position)
+
+
+@pytest.mark.anyio
+async def test_an_unknown_event_type_is_reported_and_the_checkpoint_stops_before_it(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2)])
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+    bad = _raw_append(
+        path, "payment-P1", "PaymentRefunded", 1, {"payment_id": "P1", "amount_minor": 5}
+    )
+    async with open_store(path) as store:
+        later = build([(0, 0), (0, 1)])[1:]
+        await store.append("account-A2", later)
+        async with Projector.open(store) as projector:
+            with pytest.raises(UnknownEventTypeError) as info:
+                await projector.catch_up(batch_size=100)
+            assert info.value.position == bad
+            assert info.value.type_name == "PaymentRefunded"
+            assert await projector.checkpoint() == bad - 1
+            with pytest.raises(UnknownEventTypeError):
+                await projector.catch_up()
+            assert await projector.checkpoint() == bad - 1
+            same_world(await projector.load_world(), fold(records_of(events)))
+            with pytest.raises(UnknownEventTypeError):
+                await projector.rebuild()
+            assert await projector.checkpoint() == bad - 1
+        with pytest.raises(UnknownEventTypeError):
+            await payment_at(store, "P1")
+        assert await payment_at(store, "P1", position=bad - 1) is not None
+
+
+@pytest.mark.anyio
+async def test_an_upcaster_turns_an_old_stored_shape_into_the_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RepaymentMade at (test-only) schema version 2; version 1 named the amount ``amount``."""
+    import ledger.events
+    import ledger.store
+
+    monkeypatch.setattr(RepaymentMade, "schema_version", 2)
+    monkeypatch.setitem(ledger.store._CURRENT_SCHEMA, "RepaymentMade", 2)
+    monkeypatch.setattr(ledger.events, "_UPCASTERS", dict(ledger.events._UPCASTERS))
+
+    def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        payload = dict(payload)
+        payload["amount_minor"] = payload.pop("amount")
+        return payload
+
+    ledger.events.register_upcaster("RepaymentMade", 1, v1_to_v2)
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0)])
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+    position = _raw_append(
+        path,
+        "account-A1",
+        "RepaymentMade",
+        1,
+        {
+            "occurred_at": "2026-03-01T09:00:00Z",
+            "account_id": "A1",
+            "product": "huabei",
+            "amount": 400,
+        },
+    )
+    async with open_store(path) as store:
+        (record,) = [r async for r in store.read_all(from_position=position)]
+        assert isinstance(record.event, RepaymentMade)
+        assert record.event.amount_minor == 400
+        before = await account_at(store, "A1", position=position - 1)
+        after = await account_at(store, "A1", position=position)
+        assert before is not None
+        assert after is not None
+        used = before.credit["huabei"].used_minor
+        assert used > 400
+        assert after.credit["huabei"].used_minor == used - 400
+        async with Projector.open(store) as projector:
+            assert await projector.catch_up() == position
+            world = await projector.load_world()
+            assert world.accounts["A1"].state.credit["huabei"].used_minor == used - 400
+            check_invariants(world)
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_cli_state_and_rebuild(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (6, 720), (4, 7)])
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+    expected = fold(records_of(events)).account("A1")
+    assert expected is not None
+    db = str(path)
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        code = cli(["--db", db, *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    code, out, _ = await anyio.to_thread.run_sync(run, "state", "--account", "A1", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    line = expected.credit["huabei"]
+    assert doc == {
+        "account_id": "A1",
+        "position": len(events),
+        "score": 720,
+        "credit": {
+            "huabei": {
+                "status": line.status,
+                "limit_minor": line.limit_minor,
+                "used_minor": line.used_minor,
+                "held_minor": line.held_minor,
+                "available_minor": line.available_minor,
+                "overdue_minor": line.overdue_minor,
+            }
+        },
+    }
+    code, out, _ = await anyio.to_thread.run_sync(run, "state", "--account", "A1", "--at", "2")
+    assert code == 0
+    assert "A1" in out
+    assert "huabei" in out
+    code, out, _ = await anyio.to_thread.run_sync(
+        run, "state", "--account", "A1", "--as-of", "2026-03-01T09:01:00Z", "--json"
+    )
+    assert json.loads(out)["position"] == 2
+    code, _, err = await anyio.to_thread.run_sync(run, "state", "--account", "ZZ")
+    assert code == 1
+    assert "ZZ" in err
+    code, out, _ = await anyio.to_thread.run_sync(run, "rebuild", "--json")
+    assert code == 0
+    assert json.loads(out)["events"] == len(events)
+    code, out, _ = await anyio.to_thread.run_sync(run, "rebuild")
+    assert code == 0
+    assert f"{len(events)} events" in out
+    async with open_store(path, readonly=True) as store:
+        assert await store.head() == len(events)  # rebuild wrote projections, never events
+        assert (await store.verify()).ok
+        async with Projector.open(store) as projector:
+            assert await projector.checkpoint() == len(events)

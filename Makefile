@@ -31,6 +31,7 @@ check: lint typecheck test
 
 ## the benchmarks, each figure beside raw sqlite3 measured in the same run
 bench: $(BIN)/payledger
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

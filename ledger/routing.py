@@ -1,0 +1,909 @@
+"""Channel routing with failover: the payment-service side of the ledger.
+
+A :class:`Router` takes a :class:`PaymentRequest`, evaluates every candidate channel against the
+merchant's policy for the scenario, the channel's health and the account's credit as the
+projections hold them now, and records each step in the payment's stream::
+
+    PaymentRequested, ChannelDecided(1), PaymentAttempted(1),
+    [VerificationRequested, VerificationFailed..., VerificationPassed],
+    PaymentAuthorized(1), PaymentSettled(1)                       # or
+    PaymentDeclined(1), FailoverTriggered, ChannelDecided(2), ... # or
+    PaymentDeclined(n), PaymentAbandoned
+
+Every append carries the payment stream's ``expected_version`` and deterministic event ids
+(a UUID5 of the payment id and the event's version), so a retried request with a payment id
+already recorded appends nothing and returns the recorded outcome (``duplicate=True``).
+
+The processor is an interface the service implements (:class:`Processor`); each call runs under
+``anyio.move_on_after(config.timeout_seconds)`` and a call that does not finish in time is a
+``PaymentDeclined`` with code ``timeout``. Cancelling :meth:`Router.pay` leaves the stream
+consistent: a payment cut short is closed with ``PaymentAbandoned`` (shielded).
+
+What to do after a decline is the :class:`RoutingConfig`'s decline-code table
+(:data:`DEFAULT_ACTIONS`). Channel health (:class:`ChannelHealth`) watches the technical failure
+rate (``timeout``, ``channel_unavailable``) of each channel over a sliding time window and
+records ``ChannelStatusChanged`` to ``degraded`` (then back ``up``, with hysteresis) with the
+measured rate as its reason; a degraded channel is routed around except for a small share of
+probe payments that let it recover.
+
+State is read from an in-memory :class:`projections.World` that the router keeps in step with
+the log (:class:`StateView`): before each decision it applies every event appended since its
+last look, so decisions reflect the log, including events other writers appended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+import zlib
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
+
+import anyio
+import msgspec
+
+from .errors import ConcurrencyError, DuplicateEventError
+from .events import (
+    Candidate,
+    ChannelDecided,
+    ChannelStatusChanged,
+    DeclineCode,
+    Event,
+    FailoverTriggered,
+    PaymentAbandoned,
+    PaymentAttempted,
+    PaymentAuthorized,
+    PaymentDeclined,
+    PaymentRequested,
+    PaymentSettled,
+    VerificationFailed,
+    VerificationFailure,
+    VerificationMethod,
+    VerificationPassed,
+    VerificationRequested,
+)
+from .store import AppendResult, EventStore, Record
+
+if TYPE_CHECKING:  # projections imports ledger: import it lazily, so either may come first
+    from projections.fold import World
+    from projections.state import AccountState, ChannelState, PaymentState, PolicyState
+
+__all__ = [
+    "CREDIT_PRODUCTS",
+    "DEFAULT_ACTIONS",
+    "DEFAULT_CHANNELS",
+    "TECHNICAL_CODES",
+    "ChannelHealth",
+    "DeclineAction",
+    "HealthConfig",
+    "PaymentOutcome",
+    "PaymentRequest",
+    "Processor",
+    "ProcessorResult",
+    "Router",
+    "RoutingConfig",
+    "StateView",
+    "Verification",
+    "event_id_for",
+]
+
+DeclineAction: TypeAlias = Literal["failover", "fallback_non_credit", "next_permitted", "stop"]
+"""What the router does after a decline: ``failover`` and ``next_permitted`` try the next
+eligible channel, ``fallback_non_credit`` the next eligible channel that is not a credit product
+(or stops when :attr:`RoutingConfig.credit_fallback` is off), ``stop`` abandons the payment."""
+
+DEFAULT_ACTIONS: Final[Mapping[str, DeclineAction]] = {
+    "timeout": "failover",
+    "channel_unavailable": "failover",
+    "credit_suspended": "fallback_non_credit",
+    "insufficient_credit": "fallback_non_credit",
+    "channel_not_permitted": "next_permitted",
+    "verification_failed": "stop",
+    "invalid_details": "stop",
+    "risk_blocked": "stop",
+    "unknown": "stop",
+}
+"""The default decline-code table. ``verification_failed`` never fails over silently."""
+
+DEFAULT_CHANNELS: Final = ("huabei", "jiebei", "bank_card", "balance")
+CREDIT_PRODUCTS: Final = frozenset({"huabei", "jiebei"})
+TECHNICAL_CODES: Final = frozenset({"timeout", "channel_unavailable"})
+"""Decline codes that count as technical failures of the channel."""
+
+_ACTIONS: Final = frozenset({"failover", "fallback_non_credit", "next_permitted", "stop"})
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_NAMESPACE: Final = uuid.UUID("6f1c2a36-8b0e-5d5e-9c51-7061796c6467")
+
+
+def event_id_for(payment_id: str, version: int) -> uuid.UUID:
+    """The deterministic event id of the payment stream's event at ``version``: the UUID5 of the
+    payment id with the version mixed into its low bits (one SHA-1 per payment, not per event)."""
+    return uuid.UUID(int=_payment_base(payment_id) ^ version)
+
+
+def _payment_base(payment_id: str) -> int:
+    return uuid.uuid5(_NAMESPACE, payment_id).int
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+class HealthConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How channel health is measured from outcomes."""
+
+    enabled: bool = True
+    window_seconds: float = 60.0
+    """The sliding window, on the router's clock."""
+    min_samples: int = 20
+    """Fewest attempts in the window to degrade a channel."""
+    recover_samples: int = 5
+    """Fewest attempts in the window to recover one (a degraded channel sees probes only)."""
+    degrade_at: float = 0.5
+    """An ``up`` channel whose technical failure rate reaches this becomes ``degraded``."""
+    recover_at: float = 0.2
+    """A channel this monitor degraded recovers when its rate falls to this (hysteresis)."""
+    count_failovers: bool = True
+    """Whether attempts after a failover count toward their channel's health (``False``: only
+    first attempts do, so that routing with and without failover measure the same traffic)."""
+    probe_every: int = 10
+    """One payment in this many (by a hash of its id) still tries a degraded channel."""
+    inline: bool = True
+    """Check health after each outcome; ``False``: only when :meth:`Router.check_health` is
+    called (the simulator checks between ticks to stay deterministic)."""
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.recover_at < self.degrade_at <= 1.0:
+            raise ValueError("health thresholds need 0 <= recover_at < degrade_at <= 1")
+        if (
+            min(self.min_samples, self.recover_samples, self.probe_every) < 1
+            or self.window_seconds <= 0
+        ):
+            raise ValueError(
+                "min_samples, recover_samples, probe_every and window_seconds must be positive"
+            )
+
+
+class RoutingConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Channel preference, fallback order and the decline-code table: configuration, not code.
+
+    ``routes`` maps ``"merchant/scenario"``, ``"merchant/*"`` or ``"*/scenario"`` (looked up in
+    that order) to an ordered channel list; unmatched payments use ``channels``. The request's
+    preferred channel is always the first candidate.
+    """
+
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    routes: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    credit_products: frozenset[str] = CREDIT_PRODUCTS
+    actions: dict[str, DeclineAction] = msgspec.field(default_factory=lambda: dict(DEFAULT_ACTIONS))
+    credit_fallback: bool = True
+    """Whether a credit decline may fall back to a non-credit channel."""
+    failover: bool = True
+    """``False``: every decline ends the payment (decisions still route around ineligible
+    channels)."""
+    max_attempts: int = 3
+    timeout_seconds: float = 10.0
+    """The limit on each processor call."""
+    verification_tries: int = 3
+    settle: bool = True
+    """Record ``PaymentSettled`` right after ``PaymentAuthorized``."""
+    health: HealthConfig = msgspec.field(default_factory=HealthConfig)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.timeout_seconds <= 0:
+            raise ValueError("timeout_seconds must be positive")
+        if self.verification_tries < 1:
+            raise ValueError("verification_tries must be at least 1")
+        for code, action in self.actions.items():
+            if action not in _ACTIONS:
+                raise ValueError(f"decline code {code!r}: unknown action {action!r}")
+
+    def order_for(self, merchant: str, scenario: str, preferred: str) -> tuple[str, ...]:
+        """The candidate channels in order: the preferred one, then the configured route."""
+        route = (
+            self.routes.get(f"{merchant}/{scenario}")
+            or self.routes.get(f"{merchant}/*")
+            or self.routes.get(f"*/{scenario}")
+            or self.channels
+        )
+        return tuple(dict.fromkeys((preferred, *route)))
+
+    def action_for(self, code: str) -> DeclineAction:
+        """The action for a decline code (unlisted codes stop)."""
+        if not self.failover:
+            return "stop"
+        action = self.actions.get(code, "stop")
+        if action == "fallback_non_credit" and not self.credit_fallback:
+            return "stop"
+        return action
+
+
+# --- requests, results, the processor interface --------------------------------------------
+
+
+class PaymentRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """A payment the service asks the router to make."""
+
+    payment_id: str
+    account_id: str
+    merchant: str
+    scenario: str
+    amount_minor: int
+    preferred_channel: str
+    currency: str = "CNY"
+    correlation_id: str | None = None
+    """The caller's order id; the payment id when absent."""
+
+
+class ProcessorResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a processor answered to an authorization."""
+
+    status: Literal["authorized", "declined", "timeout"]
+    code: DeclineCode | None = None
+    message: str = ""
+    auth_ref: str | None = None
+
+    @classmethod
+    def authorized(cls, auth_ref: str) -> ProcessorResult:
+        return cls(status="authorized", auth_ref=auth_ref)
+
+    @classmethod
+    def declined(cls, code: DeclineCode, message: str = "") -> ProcessorResult:
+        return cls(status="declined", code=code, message=message)
+
+    @classmethod
+    def timed_out(cls, message: str = "the processor did not answer in time") -> ProcessorResult:
+        return cls(status="timeout", code="timeout", message=message)
+
+
+class Verification(msgspec.Struct, frozen=True, kw_only=True):
+    """The customer's verification of one attempt: the failed tries, then passed or not."""
+
+    method: VerificationMethod
+    failures: tuple[VerificationFailure, ...] = ()
+    passed: bool = True
+
+
+class Processor(Protocol):
+    """The payment processor a service plugs into the router."""
+
+    async def verify(
+        self, request: PaymentRequest, channel: str, attempt: int
+    ) -> Verification | None:
+        """Verify the customer for this attempt; ``None`` when the channel needs none."""
+        ...
+
+    async def authorize(
+        self, request: PaymentRequest, channel: str, attempt: int
+    ) -> ProcessorResult:
+        """Authorize the payment on ``channel``."""
+        ...
+
+
+class PaymentOutcome(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`Router.pay` did."""
+
+    payment_id: str
+    status: Literal["succeeded", "failed", "pending"]
+    channel: str | None
+    """The last channel decided (the one that succeeded, or the last one tried)."""
+    attempts: int
+    code: DeclineCode | None = None
+    """The last decline code."""
+    reason: str = ""
+    duplicate: bool = False
+    """True when the payment id was already recorded: nothing was appended."""
+
+
+# --- the state view ------------------------------------------------------------------------
+
+
+class StateView:
+    """The projections' state, kept in step with the log by applying new events.
+
+    :meth:`refresh` applies every event appended since the last refresh. Concurrent callers
+    share one refresh: a caller returns once a refresh that *started after it called* has
+    finished, so what it reads includes everything committed before it called. Events this
+    process appended and reported with :meth:`note` are applied from memory; only the gaps
+    between them (other writers' events) are read from the store.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        from projections.fold import World
+
+        self.store = store
+        self.world: World = World()
+        self._lock = anyio.Lock()
+        self._started = 0
+        self._noted: dict[int, Record] = {}
+
+    def note(self, stream: str, events: Sequence[Event], result: AppendResult) -> None:
+        """Remember events this process appended, so a refresh need not read them back."""
+        if result.duplicate or len(result.positions) != len(events):
+            return
+        first_version = result.version - len(events) + 1
+        for i, (event, position) in enumerate(zip(events, result.positions, strict=True)):
+            if position > self.world.position:
+                self._noted[position] = Record(
+                    position, stream, first_version + i, event, "", _EPOCH
+                )
+
+    def _drain(self) -> None:
+        noted = self._noted
+        world = self.world
+        while noted:
+            record = noted.pop(world.position + 1, None)
+            if record is None:
+                return
+            world.apply(record)
+
+    async def refresh(self) -> None:
+        arrived = self._started
+        async with self._lock:
+            if self._started > arrived:  # one that started after this call has finished
+                return
+            self._started += 1
+            self._drain()
+            head = await self.store.head()
+            while self.world.position < head:
+                start = self.world.position + 1
+                later = [p for p in self._noted if p > start]
+                gap_end = min(min(later) - 1, head) if later else head
+                async for record in self.store.read_all(start, to_position=gap_end):
+                    self.world.apply(record)
+                if self.world.position < gap_end:  # pragma: no cover - the log ends early
+                    break
+                self._drain()
+            for position in [p for p in self._noted if p <= self.world.position]:
+                del self._noted[position]
+            self.world.clear_dirty()
+
+    def account(self, account_id: str) -> AccountState | None:
+        return self.world.account(account_id)
+
+    def channel(self, channel: str) -> ChannelState:
+        return self.world.channel(channel)
+
+    def policy(self, merchant: str) -> PolicyState:
+        return self.world.policy(merchant)
+
+    def payment(self, payment_id: str) -> PaymentState | None:
+        return self.world.payment(payment_id)
+
+
+# --- channel health ------------------------------------------------------------------------
+
+
+class _Window:
+    __slots__ = ("failed", "samples")
+
+    def __init__(self) -> None:
+        self.samples: deque[tuple[float, bool]] = deque()
+        self.failed = 0
+
+
+class ChannelHealth:
+    """Technical failure rates per channel over a sliding time window."""
+
+    def __init__(self, config: HealthConfig) -> None:
+        self.config = config
+        self._windows: dict[str, _Window] = {}
+
+    def observe(self, channel: str, at: datetime, failed: bool) -> None:
+        """Count one attempt's outcome (``failed``: a technical failure)."""
+        window = self._windows.get(channel)
+        if window is None:
+            window = self._windows[channel] = _Window()
+        window.samples.append((at.timestamp(), failed))
+        window.failed += failed
+
+    def rate(self, channel: str, now: datetime) -> tuple[float, int]:
+        """The technical failure rate and the number of attempts in the window ending now."""
+        window = self._windows.get(channel)
+        if window is None:
+            return 0.0, 0
+        samples = window.samples
+        horizon = now.timestamp() - self.config.window_seconds
+        while samples and samples[0][0] <= horizon:
+            window.failed -= samples.popleft()[1]
+        if not samples:
+            return 0.0, 0
+        return window.failed / len(samples), len(samples)
+
+    def channels(self) -> list[str]:
+        return sorted(self._windows)
+
+    def verdict(
+        self, state: ChannelState, now: datetime
+    ) -> tuple[Literal["up", "degraded"], str] | None:
+        """The status change the rate calls for, with its reason; ``None`` for none.
+
+        Only ``up`` channels are degraded, and only channels this monitor degraded recover.
+        """
+        rate, n = self.rate(state.channel, now)
+        reason = f"failure rate {rate:.2f} over last {n} attempts"
+        if state.status == "up" and n >= self.config.min_samples and rate >= self.config.degrade_at:
+            return "degraded", reason
+        if (
+            n >= self.config.recover_samples
+            and state.status == "degraded"
+            and state.reason.startswith("failure rate")
+            and rate <= self.config.recover_at
+        ):
+            return "up", reason
+        return None
+
+
+# --- the router ----------------------------------------------------------------------------
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Router:
+    """Routes payments across channels and records every decision in the store."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        processor: Processor,
+        config: RoutingConfig | None = None,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.store = store
+        self.processor = processor
+        self.config = config if config is not None else RoutingConfig()
+        self.clock = clock
+        self.view = StateView(store)
+        self.health = ChannelHealth(self.config.health)
+        self._health_lock = anyio.Lock()
+
+    # --- evaluating candidates -------------------------------------------------------------
+
+    def _probe(self, payment_id: str) -> bool:
+        every = self.config.health.probe_every
+        return zlib.crc32(payment_id.encode()) % every == 0
+
+    def evaluate(
+        self,
+        request: PaymentRequest,
+        *,
+        tried: Mapping[str, str] | None = None,
+        non_credit_only: bool = False,
+    ) -> tuple[list[Candidate], str | None, str]:
+        """Every candidate channel with its eligibility and reason, the chosen channel
+        (``None``: none eligible) and the rule that chose it, from the current view."""
+        tried = tried or {}
+        order = self.config.order_for(request.merchant, request.scenario, request.preferred_channel)
+        policy = self.view.policy(request.merchant)
+        rule = policy.rules.get(request.scenario)
+        account = self.view.account(request.account_id)
+        candidates: list[Candidate] = []
+        chosen: str | None = None
+        for channel in order:
+            reasons: list[str] = []
+            note = ""
+            if channel in tried:
+                reasons.append(f"already tried ({tried[channel]})")
+            if rule is not None and channel not in rule.allowed_channels:
+                allowed = ", ".join(rule.allowed_channels) or "no channel"
+                reasons.append(
+                    f"not permitted: {request.merchant} accepts only {allowed} for "
+                    f"{request.scenario} (policy at position {rule.position})"
+                )
+            state = self.view.channel(channel)
+            if state.status in ("down", "maintenance"):
+                reasons.append(
+                    f"channel {state.status} ({state.reason}) since position "
+                    f"{state.status_position}"
+                )
+            elif state.status == "degraded":
+                if self._probe(request.payment_id):
+                    note = f"; degraded ({state.reason}), tried as a probe"
+                else:
+                    reasons.append(
+                        f"channel degraded ({state.reason}) since position {state.status_position}"
+                    )
+            if channel in self.config.credit_products:
+                if non_credit_only:
+                    reasons.append("credit declined earlier: non-credit channels only")
+                line = None if account is None else account.credit.get(channel)
+                if line is None:
+                    reasons.append(f"no {channel} credit line for account {request.account_id}")
+                elif line.status != "active":
+                    where = line.status_position or line.opened_position
+                    why = f" ({line.status_reason})" if line.status_reason else ""
+                    reasons.append(
+                        f"{channel} credit line {line.status}{why} since position {where}"
+                    )
+                elif line.available_minor < request.amount_minor:
+                    reasons.append(
+                        f"insufficient {channel} credit: available {line.available_minor} < "
+                        f"amount {request.amount_minor}"
+                    )
+            eligible = not reasons
+            if eligible:
+                reason = "preferred channel" if channel == request.preferred_channel else "eligible"
+                reason += note
+                if chosen is None:
+                    chosen = channel
+            else:
+                reason = "; ".join(reasons)
+            candidates.append(Candidate(channel=channel, eligible=eligible, reason=_clip(reason)))
+        route = " > ".join(order)
+        if chosen is None:
+            rule_text = f"no eligible channel in {route}"
+        elif chosen == request.preferred_channel:
+            rule_text = f"preferred channel, eligible (order {route})"
+        else:
+            rule_text = f"first eligible channel in {route}"
+        return candidates, chosen, rule_text
+
+    # --- recording -------------------------------------------------------------------------
+
+    async def _append(self, request: PaymentRequest, events: list[Event], version: int) -> int:
+        base = _payment_base(request.payment_id)
+        ids = [uuid.UUID(int=base ^ (version + i + 1)) for i in range(len(events))]
+        stream = f"payment-{request.payment_id}"
+        result = await self.store.append(
+            stream,
+            events,
+            expected_version=version,
+            correlation_id=request.correlation_id or request.payment_id,
+            event_ids=ids,
+        )
+        if result.duplicate:  # another caller recorded these very events: a retry
+            raise _Duplicate
+        self.view.note(stream, events, result)
+        return result.version
+
+    async def _recorded(self, request: PaymentRequest) -> PaymentOutcome:
+        """The outcome of a payment id already in the log."""
+        await self.view.refresh()
+        state = self.view.payment(request.payment_id)
+        if state is None:  # pragma: no cover - the conflict says it exists
+            return PaymentOutcome(
+                payment_id=request.payment_id,
+                status="pending",
+                channel=None,
+                attempts=0,
+                reason="already being recorded",
+                duplicate=True,
+            )
+        last = state.attempts[-1] if state.attempts else None
+        codes = [a.code for a in state.attempts if a.code is not None]
+        return PaymentOutcome(
+            payment_id=request.payment_id,
+            status=state.outcome,
+            channel=None if last is None else last.channel,
+            attempts=len(state.attempts),
+            code=codes[-1] if codes else None,
+            reason=state.abandoned_reason or "already recorded",
+            duplicate=True,
+        )
+
+    # --- one attempt -------------------------------------------------------------------------
+
+    async def _attempt(
+        self, request: PaymentRequest, channel: str, attempt: int
+    ) -> tuple[list[Event], ProcessorResult]:
+        """Verification and authorization, each under the timeout; the verification events and
+        the result (a timeout is a ``timeout`` decline)."""
+        events: list[Event] = []
+        timeout = self.config.timeout_seconds
+        verification: Verification | None = None
+        with anyio.move_on_after(timeout) as scope:
+            verification = await self.processor.verify(request, channel, attempt)
+        if scope.cancelled_caught:
+            return events, ProcessorResult.timed_out("verification did not finish in time")
+        if verification is not None:
+            pid = request.payment_id
+            method = verification.method
+            events.append(
+                VerificationRequested(
+                    payment_id=pid, attempt=attempt, method=method, occurred_at=self.clock()
+                )
+            )
+            tries = self.config.verification_tries
+            failures = verification.failures[:tries]
+            for i, why in enumerate(failures):
+                events.append(
+                    VerificationFailed(
+                        payment_id=pid,
+                        attempt=attempt,
+                        method=method,
+                        reason=why,
+                        remaining_tries=tries - i - 1,
+                        occurred_at=self.clock(),
+                    )
+                )
+            if not verification.passed or len(failures) >= tries:
+                return events, ProcessorResult.declined(
+                    "verification_failed", f"{method} verification failed {len(failures)} times"
+                )
+            events.append(
+                VerificationPassed(
+                    payment_id=pid, attempt=attempt, method=method, occurred_at=self.clock()
+                )
+            )
+        result: ProcessorResult | None = None
+        with anyio.move_on_after(timeout) as scope:
+            result = await self.processor.authorize(request, channel, attempt)
+        if scope.cancelled_caught or result is None:
+            return events, ProcessorResult.timed_out(
+                f"no answer from {channel} within {timeout:g} s"
+            )
+        return events, result
+
+    # --- paying ----------------------------------------------------------------------------
+
+    async def pay(self, request: PaymentRequest) -> PaymentOutcome:
+        """Route and record one payment; see the module docstring.
+
+        A payment id already in the log is not recorded again: the recorded outcome is returned
+        with ``duplicate=True``.
+        """
+        state: dict[str, int] = {"version": 0, "appending": 0}
+        try:
+            return await self._pay(request, state)
+        except anyio.get_cancelled_exc_class():
+            if state["version"] > 0 or state["appending"]:  # only a payment this call recorded
+                with anyio.CancelScope(shield=True):
+                    await self._close_cancelled(request)
+            raise
+
+    async def _close_cancelled(self, request: PaymentRequest) -> None:
+        """Close a payment cut short by a cancellation with ``PaymentAbandoned``."""
+        with anyio.move_on_after(30):
+            stream = f"payment-{request.payment_id}"
+            records = [r async for r in self.store.read_stream(stream)]
+            if not records or isinstance(records[-1].event, (PaymentAbandoned, PaymentSettled)):
+                return
+            if isinstance(records[-1].event, PaymentAuthorized) and not self.config.settle:
+                return
+            with contextlib.suppress(ConcurrencyError, DuplicateEventError, _Duplicate):
+                await self._append(
+                    request,
+                    [
+                        PaymentAbandoned(
+                            payment_id=request.payment_id,
+                            reason="cancelled by the caller before the payment finished",
+                            occurred_at=self.clock(),
+                        )
+                    ],
+                    records[-1].version,
+                )
+
+    async def _pay(self, request: PaymentRequest, state: dict[str, int]) -> PaymentOutcome:
+        pid = request.payment_id
+        await self.view.refresh()
+        if self.view.payment(pid) is not None:
+            return await self._recorded(request)
+        pending: list[Event] = [
+            PaymentRequested(
+                payment_id=pid,
+                account_id=request.account_id,
+                merchant=request.merchant,
+                scenario=request.scenario,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                preferred_channel=request.preferred_channel,
+                occurred_at=self.clock(),
+            )
+        ]
+        tried: dict[str, str] = {}
+        non_credit_only = False
+        attempt = 1
+        candidates, chosen, rule = self.evaluate(request)
+        last_code: DeclineCode | None = None
+
+        async def record(events: list[Event]) -> None:
+            state["appending"] = 1
+            try:
+                state["version"] = await self._append(request, events, state["version"])
+            except (ConcurrencyError, DuplicateEventError):
+                raise _Duplicate from None
+
+        try:
+            while True:
+                channel = chosen or request.preferred_channel
+                pending.append(
+                    ChannelDecided(
+                        payment_id=pid,
+                        attempt=attempt,
+                        channel=channel,
+                        candidates=tuple(candidates),
+                        rule=rule,
+                        occurred_at=self.clock(),
+                    )
+                )
+                if chosen is None:
+                    reason = _clip(
+                        "no eligible channel: "
+                        + "; ".join(f"{c.channel}: {c.reason}" for c in candidates)
+                    )
+                    pending.append(
+                        PaymentAbandoned(payment_id=pid, reason=reason, occurred_at=self.clock())
+                    )
+                    await record(pending)
+                    return PaymentOutcome(
+                        payment_id=pid,
+                        status="failed",
+                        channel=channel,
+                        attempts=attempt,
+                        code=last_code,
+                        reason=reason,
+                    )
+                pending.append(
+                    PaymentAttempted(
+                        payment_id=pid,
+                        attempt=attempt,
+                        channel=chosen,
+                        amount_minor=request.amount_minor,
+                        occurred_at=self.clock(),
+                    )
+                )
+                await record(pending)
+                pending, result = await self._attempt(request, chosen, attempt)
+                if result.status == "authorized":
+                    ref = result.auth_ref or f"{pid}-{attempt}"
+                    pending.append(
+                        PaymentAuthorized(
+                            payment_id=pid,
+                            attempt=attempt,
+                            channel=chosen,
+                            amount_minor=request.amount_minor,
+                            auth_ref=ref,
+                            occurred_at=self.clock(),
+                        )
+                    )
+                    if self.config.settle:
+                        pending.append(
+                            PaymentSettled(
+                                payment_id=pid,
+                                attempt=attempt,
+                                channel=chosen,
+                                amount_minor=request.amount_minor,
+                                occurred_at=self.clock(),
+                            )
+                        )
+                    await record(pending)
+                    await self._observe(chosen, attempt, failed=False)
+                    return PaymentOutcome(
+                        payment_id=pid,
+                        status="succeeded",
+                        channel=chosen,
+                        attempts=attempt,
+                        code=last_code,
+                        reason=f"authorized on {chosen} ({ref})",
+                    )
+                code: DeclineCode = result.code or "unknown"
+                last_code = code
+                message = result.message or code
+                pending.append(
+                    PaymentDeclined(
+                        payment_id=pid,
+                        attempt=attempt,
+                        channel=chosen,
+                        code=code,
+                        message=message,
+                        occurred_at=self.clock(),
+                    )
+                )
+                tried[chosen] = f"attempt {attempt} declined {code}"
+                action = self.config.action_for(code)
+                stop_reason: str | None = None
+                if action == "stop":
+                    stop_reason = f"attempt {attempt} on {chosen} declined {code}: no failover"
+                elif attempt >= self.config.max_attempts:
+                    stop_reason = (
+                        f"attempt {attempt} on {chosen} declined {code}: "
+                        f"maximum of {self.config.max_attempts} attempts reached"
+                    )
+                else:
+                    if action == "fallback_non_credit":
+                        non_credit_only = True
+                    await self.view.refresh()
+                    nxt_candidates, nxt, nxt_rule = self.evaluate(
+                        request, tried=tried, non_credit_only=non_credit_only
+                    )
+                    if nxt is None:
+                        stop_reason = (
+                            f"attempt {attempt} on {chosen} declined {code}: no other eligible "
+                            "channel: "
+                            + "; ".join(
+                                f"{c.channel}: {c.reason}"
+                                for c in nxt_candidates
+                                if c.channel not in tried
+                            )
+                        )
+                if stop_reason is not None:
+                    stop_reason = _clip(stop_reason)
+                    pending.append(
+                        PaymentAbandoned(
+                            payment_id=pid, reason=stop_reason, occurred_at=self.clock()
+                        )
+                    )
+                    await record(pending)
+                    await self._observe(chosen, attempt, failed=code in TECHNICAL_CODES)
+                    return PaymentOutcome(
+                        payment_id=pid,
+                        status="failed",
+                        channel=chosen,
+                        attempts=attempt,
+                        code=code,
+                        reason=stop_reason,
+                    )
+                assert nxt is not None
+                pending.append(
+                    FailoverTriggered(
+                        payment_id=pid,
+                        from_channel=chosen,
+                        to_channel=nxt,
+                        reason=f"attempt {attempt} declined {code} ({message}): {action}",
+                        occurred_at=self.clock(),
+                    )
+                )
+                await self._observe(chosen, attempt, failed=code in TECHNICAL_CODES)
+                attempt += 1
+                candidates, chosen, rule = nxt_candidates, nxt, nxt_rule
+        except _Duplicate:
+            return await self._recorded(request)
+
+    # --- health ----------------------------------------------------------------------------
+
+    async def _observe(self, channel: str, attempt: int, *, failed: bool) -> None:
+        if not self.config.health.enabled:
+            return
+        if attempt > 1 and not self.config.health.count_failovers:
+            return
+        self.health.observe(channel, self.clock(), failed)
+        if self.config.health.inline:
+            state = self.view.channel(channel)
+            if self.health.verdict(state, self.clock()) is not None:
+                await self.check_health([channel])
+
+    async def check_health(
+        self, channels: Sequence[str] | None = None
+    ) -> list[ChannelStatusChanged]:
+        """Record the status changes the measured failure rates call for; returns them."""
+        if not self.config.health.enabled:
+            return []
+        changes: list[ChannelStatusChanged] = []
+        async with self._health_lock:
+            await self.view.refresh()
+            now = self.clock()
+            for channel in channels if channels is not None else self.health.channels():
+                state = self.view.channel(channel)
+                verdict = self.health.verdict(state, now)
+                if verdict is None:
+                    continue
+                status, reason = verdict
+                event = ChannelStatusChanged(
+                    channel=channel, status=status, reason=reason, occurred_at=now
+                )
+                stream = f"channel-{channel}"
+                try:
+                    await self.store.append(
+                        stream, [event], expected_version=await self.store.stream_version(stream)
+                    )
+                except ConcurrencyError:
+                    continue  # another writer changed it: judge again next time
+                changes.append(event)
+            if changes:
+                await self.view.refresh()
+        return changes
+
+
+def _clip(text: str, limit: int = 4000) -> str:
+    """A reason cut to fit the catalogue's text fields."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class _Duplicate(Exception):
+    """Internal: the payment id was already recorded."""

@@ -41,7 +41,7 @@ from .store import (
     Record,
     Stored,
     chain_hash,
-    prepare,
+    prepare_append,
     prepare_import,
     record_from_row,
     to_micros,
@@ -121,15 +121,10 @@ class MemoryEventStore(EventStore):
         event_ids: Sequence[str | uuid.UUID] | None = None,
     ) -> AppendResult:
         self._check_open()
-        if expected_version is not None and (
-            isinstance(expected_version, bool)
-            or not isinstance(expected_version, int)
-            or expected_version < 0
-        ):
-            raise ValueError("expected_version is None or an integer >= 0")
-        prepared = prepare(
+        prepared = prepare_append(
             stream,
             events,
+            expected_version,
             event_ids=event_ids,
             correlation_id=correlation_id,
             causation_id=causation_id,

@@ -54,6 +54,7 @@ __all__ = [
     "IntegrityReport",
     "Prepared",
     "Record",
+    "prepare_append",
 ]
 
 Durability: TypeAlias = Literal["full", "normal"]
@@ -320,6 +321,32 @@ def prepare(
             )
         )
     return out
+
+
+def prepare_append(
+    stream: str,
+    events: Sequence[Event],
+    expected_version: int | None,
+    *,
+    event_ids: Sequence[str | uuid.UUID] | None,
+    correlation_id: str | None,
+    causation_id: str | None,
+) -> list[Prepared]:
+    """What every backend's ``append`` checks before it queues or applies anything: the
+    expected version's type, then every event (:func:`prepare`)."""
+    if expected_version is not None and (
+        isinstance(expected_version, bool)
+        or not isinstance(expected_version, int)
+        or expected_version < 0
+    ):
+        raise ValueError("expected_version is None or an integer >= 0")
+    return prepare(
+        stream,
+        events,
+        event_ids=event_ids,
+        correlation_id=correlation_id,
+        causation_id=causation_id,
+    )
 
 
 # --- the hash chain ------------------------------------------------------------------------

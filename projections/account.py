@@ -253,28 +253,64 @@ def _release(fold: AccountFold, keys: list[str], pos: int) -> AccountFold:
     return _touch(fold, pos)
 
 
+def _positions_of(
+    product: str, holds: dict[str, Hold], usage: dict[str, tuple[Usage, ...]]
+) -> tuple[int, ...]:
+    """:func:`_usage_positions` of a fold with these holds and usage."""
+    positions = [h.position for h in holds.values() if h.product == product]
+    positions.extend(u.position for u in usage.get(product, ()) if u.remaining_minor > 0)
+    positions.sort()
+    return tuple(positions)
+
+
 def _authorized(fold: AccountFold, e: PaymentAuthorized, pos: int) -> AccountFold:
     key = f"{e.payment_id}#{e.attempt}"
-    if key in fold.holds:
+    if key in fold.holds:  # authorized again: release the first hold, then hold again
         fold = _release(fold, [key], pos)
-    line = fold.state.credit.get(e.channel)
-    if e.channel not in CREDIT_PRODUCTS or line is None:
+    channel = e.channel
+    state = fold.state
+    line = state.credit.get(channel)
+    if line is None or channel not in CREDIT_PRODUCTS:
         return _touch(fold, pos)
-    holds = {**fold.holds, key: Hold(e.channel, e.amount_minor, pos)}
-    line = replace(line, held_minor=line.held_minor + e.amount_minor)
-    return _with_line(fold, line, pos, holds=holds)
+    # what _with_line(fold, line + hold, pos, holds=...) does, in one step
+    holds = {**fold.holds, key: Hold(channel, e.amount_minor, pos)}
+    line = replace(
+        line,
+        held_minor=line.held_minor + e.amount_minor,
+        usage_positions=_positions_of(channel, holds, fold.usage),
+    )
+    state = replace(state, credit={**state.credit, channel: line}, position=pos)
+    return replace(fold, state=state, holds=holds)
 
 
 def _settled(fold: AccountFold, e: PaymentSettled, pos: int) -> AccountFold:
     key = f"{e.payment_id}#{e.attempt}"
-    if key in fold.holds:
+    channel = e.channel
+    hold = fold.holds.get(key)
+    if hold is not None and hold.product != channel:  # rare: held on another product
         fold = _release(fold, [key], pos)
-    line = fold.state.credit.get(e.channel)
-    if e.channel not in CREDIT_PRODUCTS or line is None:
-        return _touch(fold, pos)
-    queue = (*fold.usage.get(e.channel, ()), Usage(pos, e.amount_minor))
-    line = replace(line, used_minor=line.used_minor + e.amount_minor)
-    return _with_line(fold, line, pos, usage={**fold.usage, e.channel: queue})
+        hold = None
+    state = fold.state
+    line = state.credit.get(channel)
+    if line is None or channel not in CREDIT_PRODUCTS:
+        return _touch(fold if hold is None else _release(fold, [key], pos), pos)
+    # what _release(fold, [key], pos) then _with_line(fold, line + used, pos, usage=...) do,
+    # in one step: the hold (if any) is on this line
+    holds = fold.holds
+    held = line.held_minor
+    if hold is not None:
+        holds = dict(holds)
+        del holds[key]
+        held = max(0, held - hold.amount_minor)
+    usage = {**fold.usage, channel: (*fold.usage.get(channel, ()), Usage(pos, e.amount_minor))}
+    line = replace(
+        line,
+        held_minor=held,
+        used_minor=line.used_minor + e.amount_minor,
+        usage_positions=_positions_of(channel, holds, usage),
+    )
+    state = replace(state, credit={**state.credit, channel: line}, position=pos)
+    return replace(fold, state=state, holds=holds, usage=usage)
 
 
 def _declined(fold: AccountFold, e: PaymentDeclined, pos: int) -> AccountFold:

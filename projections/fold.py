@@ -12,8 +12,8 @@ declines, abandonments) reach the account projection through the payment's ``acc
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Final
 
 from ledger.errors import UnknownEventTypeError
 from ledger.events import (
@@ -34,21 +34,6 @@ from .payment import PAYMENT_EVENT_TYPES
 from .state import AccountState, ChannelState, PaymentState, PolicyState
 
 __all__ = ["World", "fold"]
-
-_PAYMENT, _CREDIT_PAYMENT, _ACCOUNT, _OTHER = "payment", "credit-payment", "account", "other"
-_KINDS: dict[type[Event], str] = {
-    cls: (
-        _CREDIT_PAYMENT
-        if name in CREDIT_PAYMENT_EVENTS
-        else _PAYMENT
-        if name in PAYMENT_EVENT_TYPES
-        else _ACCOUNT
-        if name in ACCOUNT_EVENT_TYPES
-        else _OTHER
-    )
-    for name, cls in CATALOGUE.items()
-}
-"""How :meth:`World.apply` routes each catalogue type."""
 
 
 class World:
@@ -127,14 +112,15 @@ class World:
     # --- applying --------------------------------------------------------------------------
 
     def _post(self, legs: tuple[balances.Leg, ...], position: int) -> None:
+        all_balances, totals = self.balances, self.totals
+        dirty_balances, dirty_totals = self.dirty_balances, self.dirty_totals
         for leg in legs:
             key = (leg.ledger_account, leg.currency)
-            self.balances[key] = balances.post(self.balances.get(key), leg, position)
-            self.dirty_balances.add(key)
-            self.totals[leg.currency] = balances.add_totals(
-                self.totals.get(leg.currency), leg, position
-            )
-            self.dirty_totals.add(leg.currency)
+            all_balances[key] = balances.post(all_balances.get(key), leg, position)
+            dirty_balances.add(key)
+            currency = leg.currency
+            totals[currency] = balances.add_totals(totals.get(currency), leg, position)
+            dirty_totals.add(currency)
 
     def _account(self, account_id: str) -> AccountFold:
         fold = self.accounts.get(account_id)
@@ -146,60 +132,100 @@ class World:
         Raises :class:`UnknownEventTypeError` (and changes nothing) for an event of an
         unknown type.
         """
+        route = _ROUTES.get(type(record.event))
+        if route is not None:
+            route(self, record)
+        elif isinstance(record.event, UnknownEvent):
+            raise UnknownEventTypeError(record.event.type_name, record.position)
+        self.position = record.position
+
+    # --- the routes: which reducers see an event of each type ------------------------------
+
+    def _payment(self, record: Record) -> None:
+        """A payment event that concerns the payment only."""
+        payment_id: str = record.event.payment_id  # type: ignore[attr-defined]
+        after = payment.apply(self.payments.get(payment_id), record)
+        if after is not None:
+            self.payments[payment_id] = after
+            self.dirty_payments.add(payment_id)
+
+    def _credit_payment(self, record: Record) -> None:
+        """A payment event that can change the payment's account (and post, if settled)."""
         event: Any = record.event
-        kind = _KINDS.get(type(event), _OTHER)
-        position = record.position
-        if kind is _PAYMENT or kind is _CREDIT_PAYMENT:
-            payment_id: str = event.payment_id
-            before = self.payments.get(payment_id)
-            after = payment.apply(before, record)
-            if after is not None:
-                self.payments[payment_id] = after
-                self.dirty_payments.add(payment_id)
-                if kind is _CREDIT_PAYMENT:
-                    account_id = after.account_id
-                    fold = self._account(account_id)
-                    if isinstance(event, PaymentSettled):
-                        line = fold.state.credit.get(event.channel)
-                        legs = balances.entries_for(
-                            record,
-                            payment=after,
-                            line_currency=None if line is None else line.currency,
-                        )
-                        self._post(legs, position)
-                    self.accounts[account_id] = account.apply(fold, record)
-                    self.dirty_accounts.add(account_id)
-        elif kind is _ACCOUNT:
-            account_id = event.account_id
-            fold = self._account(account_id)
-            legs = ()
-            if isinstance(event, RepaymentMade):
-                line = fold.state.credit.get(event.product)
-                if line is not None:
-                    legs = balances.entries_for(
-                        record,
-                        line_currency=line.currency,
-                        receivable_minor=self.receivable(account_id, event.product, line.currency),
-                    )
-            self.accounts[account_id] = account.apply(fold, record)
-            self.dirty_accounts.add(account_id)
-            if legs:
-                self._post(legs, position)
-        elif isinstance(event, ChannelStatusChanged):
-            self.channels[event.channel] = channel.apply(self.channel(event.channel), record)
-            self.dirty_channels.add(event.channel)
-        elif isinstance(event, ChannelPolicySet):
-            self.policies[event.merchant] = policy.apply(self.policy(event.merchant), record)
-            self.dirty_policies.add(event.merchant)
-        elif isinstance(event, UnknownEvent):
-            raise UnknownEventTypeError(event.type_name, position)
-        self.position = position
+        payment_id: str = event.payment_id
+        after = payment.apply(self.payments.get(payment_id), record)
+        if after is None:
+            return
+        self.payments[payment_id] = after
+        self.dirty_payments.add(payment_id)
+        account_id = after.account_id
+        fold = self._account(account_id)
+        if isinstance(event, PaymentSettled):
+            line = fold.state.credit.get(event.channel)
+            legs = balances.entries_for(
+                record,
+                payment=after,
+                line_currency=None if line is None else line.currency,
+            )
+            self._post(legs, record.position)
+        self.accounts[account_id] = account.apply(fold, record)
+        self.dirty_accounts.add(account_id)
+
+    def _account_event(self, record: Record) -> None:
+        """An event of an account's own stream (a repayment posts too)."""
+        event: Any = record.event
+        account_id: str = event.account_id
+        fold = self._account(account_id)
+        legs: tuple[balances.Leg, ...] = ()
+        if isinstance(event, RepaymentMade):
+            line = fold.state.credit.get(event.product)
+            if line is not None:
+                legs = balances.entries_for(
+                    record,
+                    line_currency=line.currency,
+                    receivable_minor=self.receivable(account_id, event.product, line.currency),
+                )
+        self.accounts[account_id] = account.apply(fold, record)
+        self.dirty_accounts.add(account_id)
+        if legs:
+            self._post(legs, record.position)
+
+    def _channel(self, record: Record) -> None:
+        name: str = record.event.channel  # type: ignore[attr-defined]
+        self.channels[name] = channel.apply(self.channel(name), record)
+        self.dirty_channels.add(name)
+
+    def _policy(self, record: Record) -> None:
+        merchant: str = record.event.merchant  # type: ignore[attr-defined]
+        self.policies[merchant] = policy.apply(self.policy(merchant), record)
+        self.dirty_policies.add(merchant)
 
     def apply_all(self, records: Iterable[Record]) -> World:
         """Apply every record in order; returns ``self``."""
         for record in records:
             self.apply(record)
         return self
+
+
+def _route(cls: type[Event]) -> Callable[[World, Record], None] | None:
+    name = cls.__name__
+    if name in CREDIT_PAYMENT_EVENTS:
+        return World._credit_payment
+    if name in PAYMENT_EVENT_TYPES:
+        return World._payment
+    if name in ACCOUNT_EVENT_TYPES:
+        return World._account_event
+    if cls is ChannelStatusChanged:
+        return World._channel
+    if cls is ChannelPolicySet:
+        return World._policy
+    return None
+
+
+_ROUTES: Final[dict[type[Event], Callable[[World, Record], None]]] = {
+    cls: route for cls in CATALOGUE.values() if (route := _route(cls)) is not None
+}
+"""How :meth:`World.apply` routes each catalogue type (other types change no state)."""
 
 
 def fold(records: Iterable[Record]) -> World:

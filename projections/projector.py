@@ -10,10 +10,16 @@ apply). It
   leaves the old rows and the old checkpoint: the next catch-up applies those events once.
   Another projector (another process) that moved the checkpoint first makes this one's
   transaction roll back and retry from the new checkpoint: nothing is applied twice.
-- :meth:`~Projector.rebuild`: folds every event from position 1 in memory, then replaces every
-  row and the checkpoint in one transaction.
+- :meth:`~Projector.rebuild`: folds every event from position 1 in memory (reading the next page
+  of events on the connection's thread while folding this one), then replaces every row and
+  the checkpoint in one transaction.
 - :meth:`~Projector.follow`: catches up, then waits for appends (``store.wait_for_append``, which
   also sees other processes' appends) and catches up again, forever.
+
+The projector keeps the states it has applied in memory (a cache, dropped when another
+projector moved the checkpoint or the payments held pass a limit). A state the cache lacks is
+read from the tables, except a payment's: the tables hold a summary row per payment, and its
+state is the fold of its own stream up to the checkpoint (a few events, read by index).
 
 An event of a type this version does not know stops the projector with
 :class:`ledger.errors.UnknownEventTypeError`: the events before it are written, the checkpoint
@@ -33,12 +39,14 @@ from typing import Any, Final, NoReturn
 import aiosqlite
 import anyio
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ledger.errors import StoreError, UnknownEventTypeError
 from ledger.events import ChannelPolicySet, ChannelStatusChanged, PaymentRequested
 from ledger.sqlite import SQLiteEventStore
 from ledger.store import EventStore, Record, record_from_row
 
+from . import payment as payment_projection
 from .account import ACCOUNT_EVENT_TYPES, AccountFold
 from .balances import Balance, LedgerTotals
 from .fold import World
@@ -53,15 +61,20 @@ Progress = Callable[[int, int], None]
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _FOLD: Final = msgspec.msgpack.Decoder(AccountFold)
-_PAYMENT: Final = msgspec.msgpack.Decoder(PaymentState)
 _CHANNEL: Final = msgspec.msgpack.Decoder(ChannelState)
 _POLICY: Final = msgspec.msgpack.Decoder(PolicyState)
+_FIRST_PAGE: Final = 1000
 _CACHE_LIMIT: Final = 200_000
 """Past this many payments held in memory, a projector drops its cache after a batch."""
 
 _READ_EVENTS: Final = (
     f"SELECT {EVENT_COLUMNS} FROM events WHERE position > ? AND position <= ? "
     "ORDER BY position LIMIT ?"
+)
+_READ_ALL: Final = f"SELECT {EVENT_COLUMNS} FROM events WHERE position <= ? ORDER BY position"
+_READ_STREAMS: Final = (
+    f"SELECT {EVENT_COLUMNS} FROM events "
+    "WHERE stream IN (SELECT value FROM json_each(?)) AND position <= ?"
 )
 
 
@@ -215,8 +228,24 @@ class Projector:
         ):
             seen.clear()
 
-    async def _prefetch(self, records: Sequence[Record]) -> None:
-        """Load the persisted states ``records`` touch that the cache does not hold yet."""
+    async def _payments(self, payment_ids: Iterable[str], upto: int) -> dict[str, PaymentState]:
+        """The states of payments as of ``upto``: the fold of their streams (the tables hold a
+        summary of each payment, not its state; see :mod:`projections.tables`)."""
+        streams = json.dumps([f"payment-{p}" for p in sorted(payment_ids)])
+        rows = await self._fetch(_READ_STREAMS, (streams, upto))
+        rows.sort(key=_position_of)
+        states: dict[str, PaymentState] = {}
+        apply = payment_projection.apply
+        for row in rows:
+            payment_id = row[1].removeprefix("payment-")
+            state = apply(states.get(payment_id), record_from_row(row))
+            if state is not None:
+                states[payment_id] = state
+        return states
+
+    async def _prefetch(self, records: Sequence[Record], checkpoint: int) -> None:
+        """Load the persisted states ``records`` (the events after ``checkpoint``) touch that
+        the cache does not hold yet."""
         if self._complete:
             return
         world = self._world
@@ -239,12 +268,7 @@ class Projector:
                 merchants.add(event.merchant)
         payments -= self._seen_payments
         if payments:
-            for pid, state in await self._fetch(
-                "SELECT payment_id, state FROM proj_payments "
-                "WHERE payment_id IN (SELECT value FROM json_each(?))",
-                (_in(payments),),
-            ):
-                world.payments[pid] = _PAYMENT.decode(state)
+            world.payments.update(await self._payments(payments, checkpoint))
             self._seen_payments |= payments
         for pid in payments:
             found = world.payments.get(pid)
@@ -353,7 +377,7 @@ class Projector:
             if not records:
                 self._checkpoint = checkpoint
                 return checkpoint
-            await self._prefetch(records)
+            await self._prefetch(records, checkpoint)
             world = self._world
             self._checkpoint = None  # the cache runs ahead of the tables until written
             error: UnknownEventTypeError | None = None
@@ -380,41 +404,76 @@ class Projector:
         self, progress: Progress | None = None, *, page_size: int = 20_000
     ) -> RebuildResult:
         """Drop every projection row and fold every event from position 1 again; the new rows
-        and checkpoint replace the old ones in one transaction."""
+        and checkpoint replace the old ones in one transaction.
+
+        The events are read by one statement, ``page_size`` rows at a time, on the
+        connection's thread: the next page is read while this one is folded.
+        """
         started = time.perf_counter()
         total = await self.store.head()
         world = World()
-        folded = 0
         position = 0
-        error: UnknownEventTypeError | None = None
+        stopped: UnknownEventTypeError | None = None
+        failed: list[Exception] = []  # raised outside the task group: not an ExceptionGroup
         if progress is not None:
             progress(0, total)
+        apply = world.apply
         with _no_gc():
-            while position < total:
-                rows = await self._fetch(_READ_EVENTS, (position, total, page_size))
-                if not rows:
-                    break
-                try:
-                    for row in rows:
-                        record = record_from_row(row)
-                        world.apply(record)
-                        position = record.position
-                except UnknownEventTypeError as e:
-                    error = e
-                folded = position
-                if progress is not None:
-                    progress(folded, total)
-                if error is not None:
-                    break
+            send, receive = anyio.create_memory_object_stream[list[Any]](1)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._read_pages, send, total, page_size, failed)
+                with receive:  # leaving it early stops the reader
+                    try:
+                        async for rows in receive:
+                            try:
+                                for row in rows:
+                                    apply(record_from_row(row))
+                            except UnknownEventTypeError as e:
+                                stopped = e
+                            position = world.position
+                            if progress is not None:
+                                progress(position, total)
+                            if stopped is not None:
+                                break
+                    except Exception as e:  # an undecodable row, a failing progress callback
+                        failed.insert(0, e)
+            if failed:
+                raise failed[0]
             with anyio.CancelScope(shield=True):
                 await self._write(world, position, None)
         self._world, self._checkpoint = world, position
         self._complete = True
-        if error is not None:
-            raise error
+        if stopped is not None:
+            raise stopped
         return RebuildResult(
-            events=folded, seconds=time.perf_counter() - started, position=position
+            events=position, seconds=time.perf_counter() - started, position=position
         )
+
+    async def _read_pages(
+        self,
+        send: MemoryObjectSendStream[list[Any]],
+        upto: int,
+        page_size: int,
+        failed: list[Exception],
+    ) -> None:
+        """Send the rows of every event up to ``upto``, ``page_size`` at a time, until done
+        or until the receiver is closed; an error is appended to ``failed`` (and ends the
+        pages early)."""
+        with send:
+            try:
+                cursor = await self._conn.execute(_READ_ALL, (upto,))
+                try:
+                    size = min(page_size, _FIRST_PAGE)  # a small first page starts the fold
+                    while rows := await cursor.fetchmany(size):
+                        await send.send(list(rows))
+                        size = page_size
+                except anyio.BrokenResourceError:
+                    pass  # the receiver stopped reading
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await cursor.close()
+            except sqlite3.Error as e:
+                failed.append(_translate(e, self.path, "read"))
 
     async def follow(self, *, batch_size: int = 5000, interval: float = 0.02) -> NoReturn:
         """Catch up, then follow every append (this process's or another's), forever.
@@ -459,8 +518,9 @@ class Projector:
         world = World()
         for aid, fold in await self._fetch("SELECT account_id, fold FROM proj_accounts"):
             world.accounts[aid] = _FOLD.decode(fold)
-        for pid, state in await self._fetch("SELECT payment_id, state FROM proj_payments"):
-            world.payments[pid] = _PAYMENT.decode(state)
+        checkpoint = await self.checkpoint()
+        ids = [row[0] for row in await self._fetch("SELECT payment_id FROM proj_payments")]
+        world.payments.update(await self._payments(ids, checkpoint))
         for name, state in await self._fetch("SELECT channel, state FROM proj_channels"):
             world.channels[name] = _CHANNEL.decode(state)
         for name, state in await self._fetch("SELECT merchant, state FROM proj_policies"):
@@ -473,7 +533,7 @@ class Projector:
             world.totals[currency] = LedgerTotals(
                 currency=currency, debit_minor=debit, credit_minor=credit, position=position
             )
-        world.position = await self.checkpoint()
+        world.position = checkpoint
         return world
 
 
@@ -517,6 +577,10 @@ async def _drop_other_versions(conn: aiosqlite.Connection) -> None:
         for table in TABLES:
             if table in names:
                 await conn.execute(f"DROP TABLE {table}")
+
+
+def _position_of(row: Sequence[Any]) -> int:
+    return int(row[0])
 
 
 def _load_balance(world: World, row: Sequence[Any]) -> None:
@@ -607,7 +671,7 @@ async def _write_rows(conn: aiosqlite.Connection, world: World) -> None:
     payments = [world.payments[p] for p in sorted(world.dirty_payments)]
     if payments:
         await conn.executemany(
-            "INSERT OR REPLACE INTO proj_payments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO proj_payments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     p.payment_id,
@@ -620,7 +684,6 @@ async def _write_rows(conn: aiosqlite.Connection, world: World) -> None:
                     p.currency,
                     p.requested_position,
                     p.position,
-                    _ENCODER.encode(p),
                 )
                 for p in payments
             ],

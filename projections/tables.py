@@ -3,7 +3,11 @@ them. :mod:`projections.projector` writes them; :mod:`projections.travel` reads 
 account's payments without a scan and to start from a persisted state.
 
 The ``fold`` and ``state`` columns hold the whole state, msgpack-encoded (msgspec), so that a
-projector can resume from it; the other columns are there to be queried.
+projector can resume from it; the other columns are there to be queried. A payment is stored as
+a summary row only (its outcome, last channel, amount, positions): its whole state is the fold
+of its own stream, which a projector or :func:`projections.payment_at` reads when it needs it
+(a payment has a handful of events; storing each payment's state would make a rebuild write
+several times more than it reads).
 
 Every projection has a row in ``proj_checkpoint``: the last position its rows include. All of
 them are written in the same transaction as the rows.
@@ -15,7 +19,7 @@ from typing import Final
 
 __all__ = ["CHECKPOINT_NAMES", "DROP", "EVENT_COLUMNS", "PROJECTION_VERSION", "SCHEMA", "TABLES"]
 
-PROJECTION_VERSION: Final = 1
+PROJECTION_VERSION: Final = 2
 """The shape of the projection tables and of the states they hold (``proj_meta.version``).
 Tables of another version are dropped and rebuilt from the events by the next projector, and
 ignored by time travel until then: they are derived data."""
@@ -88,7 +92,7 @@ CREATE TABLE IF NOT EXISTS proj_policy_rules (
     PRIMARY KEY (merchant, scenario)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS proj_payments (
-    payment_id         TEXT PRIMARY KEY,
+    payment_id         TEXT NOT NULL PRIMARY KEY,
     account_id         TEXT NOT NULL,
     merchant           TEXT NOT NULL,
     scenario           TEXT NOT NULL,
@@ -97,9 +101,8 @@ CREATE TABLE IF NOT EXISTS proj_payments (
     amount_minor       INTEGER NOT NULL,
     currency           TEXT NOT NULL,
     requested_position INTEGER NOT NULL,
-    position           INTEGER NOT NULL,
-    state              BLOB NOT NULL
-);
+    position           INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS proj_payments_by_account
     ON proj_payments (account_id, requested_position);
 CREATE TABLE IF NOT EXISTS proj_balances (

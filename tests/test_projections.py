@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import EventStore, open_store
-from ledger.errors import UnknownEventTypeError
+from ledger.errors import LedgerError, UnknownEventTypeError
 from ledger.events import (
     AccountOpened,
     Candidate,
@@ -60,6 +60,7 @@ from projections import (
     policy_at,
     subscribe,
 )
+from projections import account as account_module
 from projections import projector as projector_module
 from replay.cli import main as cli
 
@@ -412,6 +413,103 @@ def test_long_sequences_keep_the_invariants(seed: int) -> None:
     assert sum(p.outcome == "failed" for p in live.payments.values()) > 3
 
 
+def _stepwise(fold: account_module.AccountFold, record: Record) -> account_module.AccountFold:
+    """An authorization or settlement as the composition of the account reducer's steps
+    (release the attempt's hold, then hold or use on the line): what the one-step handlers
+    must equal."""
+    event: Any = record.event
+    pos = record.position
+    key = f"{event.payment_id}#{event.attempt}"
+    if key in fold.holds:
+        fold = account_module._release(fold, [key], pos)
+    line = fold.state.credit.get(event.channel)
+    if event.channel not in account_module.CREDIT_PRODUCTS or line is None:
+        return account_module._touch(fold, pos)
+    if isinstance(event, PaymentAuthorized):
+        holds = {**fold.holds, key: account_module.Hold(event.channel, event.amount_minor, pos)}
+        line = msgspec.structs.replace(line, held_minor=line.held_minor + event.amount_minor)
+        return account_module._with_line(fold, line, pos, holds=holds)
+    queue = (*fold.usage.get(event.channel, ()), account_module.Usage(pos, event.amount_minor))
+    line = msgspec.structs.replace(line, used_minor=line.used_minor + event.amount_minor)
+    return account_module._with_line(fold, line, pos, usage={**fold.usage, event.channel: queue})
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_one_step_authorization_and_settlement_equal_the_stepwise_reducer(seed: int) -> None:
+    rng = random.Random(seed)
+    ops = [(rng.randrange(20), rng.randrange(10_000)) for _ in range(600)]
+    world = World()
+    held_then_settled = 0
+    for record in records_of(build(ops)):
+        event = record.event
+        if isinstance(event, PaymentAuthorized | PaymentSettled):
+            found = world.payment(event.payment_id)
+            if found is not None:
+                fold = world.accounts.get(found.account_id) or account_module.new_fold(
+                    found.account_id
+                )
+                assert account_module.apply(fold, record) == _stepwise(fold, record)
+                if isinstance(event, PaymentSettled):
+                    held_then_settled += f"{event.payment_id}#{event.attempt}" in fold.holds
+        world.apply(record)
+    assert held_then_settled > 0
+
+
+@pytest.mark.parametrize(
+    ("channel", "again"),
+    [("huabei", True), ("jiebei", True), ("bank_card", True), ("jiebei", False), ("huabei", False)],
+)
+def test_one_step_handlers_equal_the_stepwise_reducer_in_the_rare_cases(
+    channel: str, again: bool
+) -> None:
+    """Authorized again on the same attempt, or settled on another product or a non-credit
+    channel than the hold."""
+    t = T0 + timedelta(days=1)
+    events: list[Event] = build([(0, 0), (1, 0)])  # A1 with huabei
+    events += [
+        CreditLineOpened(
+            occurred_at=t, account_id="A1", product="jiebei", currency="CNY", limit_minor=50_000
+        ),
+        PaymentRequested(
+            occurred_at=t,
+            payment_id="P1",
+            account_id="A1",
+            merchant="zd-auto",
+            scenario="car_loan_deposit",
+            amount_minor=30_000,
+            currency="CNY",
+            preferred_channel="huabei",
+        ),
+        PaymentAuthorized(
+            occurred_at=t,
+            payment_id="P1",
+            attempt=1,
+            channel="huabei",
+            amount_minor=30_000,
+            auth_ref="r1",
+        ),
+    ]
+    records = records_of(events)
+    fold_before = fold(records).accounts["A1"]
+    nxt: Event = (
+        PaymentAuthorized(
+            occurred_at=t,
+            payment_id="P1",
+            attempt=1,
+            channel=channel,
+            amount_minor=20_000,
+            auth_ref="r2",
+        )
+        if again
+        else PaymentSettled(
+            occurred_at=t, payment_id="P1", attempt=1, channel=channel, amount_minor=30_000
+        )
+    )
+    assert "P1#1" in fold_before.holds
+    record = Record(len(records) + 1, "payment-P1", 3, nxt, "x", t)
+    assert account_module.apply(fold_before, record) == _stepwise(fold_before, record)
+
+
 def test_credit_line_arithmetic() -> None:
     """Hold on authorization, used on settlement, released on abandonment, repaid FIFO."""
     events = build([(0, 0), (1, 0)])  # A1 with huabei, limit 100_000
@@ -592,8 +690,88 @@ async def test_persisted_projection_after_catch_up_equals_the_pure_fold(
             persisted = await projector.load_world()
             same_world(persisted, fold(records_of(events)))
             check_invariants(persisted)
-            result = await projector.rebuild()
+            check_payment_rows(path, persisted)
+            result = await projector.rebuild(page_size=batch)  # several pages, read ahead
             assert result.events == len(events)
+            rebuilt = await projector.load_world()
+            same_world(rebuilt, fold(records_of(events)))
+            check_payment_rows(path, rebuilt)
+
+
+def check_payment_rows(path: Path, world: World) -> None:
+    """``proj_payments`` holds one summary row per payment, agreeing with its state."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT payment_id, account_id, merchant, scenario, channel, outcome, amount_minor, "
+            "currency, requested_position, position FROM proj_payments"
+        ).fetchall()
+    conn.close()
+    expected = [
+        (
+            p.payment_id,
+            p.account_id,
+            p.merchant,
+            p.scenario,
+            p.attempts[-1].channel if p.attempts else p.preferred_channel,
+            p.outcome,
+            p.amount_minor,
+            p.currency,
+            p.requested_position,
+            p.position,
+        )
+        for p in world.payments.values()
+    ]
+    assert sorted(rows) == sorted(expected)
+
+
+@pytest.mark.anyio
+async def test_rebuild_stops_at_an_unknown_type_while_the_next_pages_are_being_read(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 9)] * 3)
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+    bad = _raw_append(path, "payment-P1", "PaymentRefunded", 1, {"payment_id": "P1"})
+    async with open_store(path) as store:
+        later = build([(0, 0), (0, 1)] * 10)[1:]
+        for event in later:
+            await store.append(stream_of(event), [event])
+        async with Projector.open(store) as projector:
+            seen: list[tuple[int, int]] = []
+            with pytest.raises(UnknownEventTypeError) as info:
+                await projector.rebuild(lambda done, total: seen.append((done, total)), page_size=2)
+            assert info.value.position == bad
+            assert await projector.checkpoint() == bad - 1
+            assert seen[0] == (0, bad + len(later))
+            assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+            assert seen[-1][0] == bad - 1
+            world = await projector.load_world()
+            same_world(world, fold(records_of(events)))
+            check_payment_rows(path, world)
+            with pytest.raises(UnknownEventTypeError):
+                await projector.catch_up()  # it stays stopped there
+            assert await projector.checkpoint() == bad - 1
+
+
+@pytest.mark.anyio
+async def test_rebuild_reports_an_undecodable_row_as_it_is_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0), (5, 9)] * 3)
+    path = tmp_path / "ledger.db"
+    async with open_store(path) as store:
+        await append_all(store, events)
+        async with Projector.open(store) as projector:
+            await projector.catch_up()
+    bad = _raw_append(path, "payment-P9", "PaymentRequested", 1, {"payment_id": "P9"})
+    async with open_store(path) as store:
+        for event in build([(0, 0), (0, 1)] * 10)[1:]:
+            await store.append(stream_of(event), [event])
+        async with Projector.open(store) as projector:
+            with pytest.raises(LedgerError, match=f"position {bad}: stored PaymentRequested"):
+                await projector.rebuild(page_size=2)  # a plain LedgerError, not a group
+            assert await projector.checkpoint() == len(events)  # the old rows stand
             same_world(await projector.load_world(), fold(records_of(events)))
 
 

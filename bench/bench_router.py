@@ -335,7 +335,6 @@ async def _simulate_figure(options: Options, sizes: Sizes) -> Figure:
                     SimulationConfig(
                         payments=sizes.simulate_payments,
                         seed=options.seed + rep,
-                        concurrency=CONCURRENCY,
                     ),
                 )
                 items = [(r.stream, r.event) async for r in store.read_all()]
@@ -350,7 +349,7 @@ async def _simulate_figure(options: Options, sizes: Sizes) -> Figure:
                 f"({report.events} events), raw {raw_rates[-1]:,.0f}/s in groups of {group}"
             )
     return Figure.measured(
-        f"simulate, {CONCURRENCY} payments in flight",
+        f"simulate, {SimulationConfig(payments=0).concurrency} payments in flight",
         "events/s",
         rates,
         raw_rates,

@@ -50,7 +50,11 @@ def register(sub: Any) -> None:
         help="write the injected cause of each failed payment as JSON Lines",
     )
     parser.add_argument(
-        "--concurrency", type=_count, default=64, metavar="K", help="payments in flight (64)"
+        "--concurrency",
+        type=_count,
+        default=SimulationConfig(payments=0).concurrency,
+        metavar="K",
+        help="payments in flight (default %(default)s)",
     )
 
 

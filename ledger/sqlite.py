@@ -87,6 +87,8 @@ CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position);
 CREATE INDEX IF NOT EXISTS events_by_time ON events (occurred_at);
 CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id)
     WHERE correlation_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_requested_account
+    ON events (json_extract(data, '$.account_id'), position) WHERE type = 'PaymentRequested';
 CREATE TABLE IF NOT EXISTS ledger_head (
     id       INTEGER PRIMARY KEY CHECK (id = 1),
     position INTEGER NOT NULL,
@@ -102,6 +104,11 @@ END;
 PRAGMA application_id = {APPLICATION_ID};
 PRAGMA user_version = {SCHEMA_VERSION};
 COMMIT;
+"""
+
+_LATER_INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS events_requested_account
+    ON events (json_extract(data, '$.account_id'), position) WHERE type = 'PaymentRequested'
 """
 
 _SELECT: Final = (
@@ -211,6 +218,9 @@ def _open_writer(path: str, durability: Durability, busy_timeout: float) -> sqli
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        else:
+            # Indexes added since schema 1 was first written: created once, idempotently.
+            conn.execute(_LATER_INDEXES)
     except BaseException:
         conn.close()
         raise

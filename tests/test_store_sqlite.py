@@ -540,6 +540,22 @@ def test_cli_import_refuses_a_bad_line_whole(
     assert _run(lambda: _report(db)) == before
 
 
+def test_cli_failed_import_into_a_new_path_leaves_no_store(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "new.db"
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(_line(stream="payment-P1") + b"\n" + b'{"stream": "payment-P1"' + b"\n")
+    code, _, err = _cli(capsys, "--db", str(db), "import", str(source))
+    assert code == 2, err
+    assert f"{source}:2" in err
+    assert not any(tmp_path.glob("new.db*")), "a failed import created an empty store"
+    missing = tmp_path / "missing.jsonl"
+    code, _, err = _cli(capsys, "--db", str(db), "import", str(missing))
+    assert code == 2
+    assert not any(tmp_path.glob("new.db*"))
+
+
 def test_cli_export_then_import_reproduces_the_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

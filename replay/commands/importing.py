@@ -6,12 +6,14 @@ import argparse
 import sys
 from typing import Any, BinaryIO
 
+import anyio
+
 from ledger import SQLiteEventStore
 from ledger.codec import read_lines
-from ledger.errors import FormatError
+from ledger.errors import FormatError, LedgerError
 from projections import Projector
 
-from ._common import add_command, console, open_db, print_json
+from ._common import add_command, console, open_db, print_json, require_db
 
 
 def register(sub: Any) -> None:
@@ -36,13 +38,23 @@ async def run(args: argparse.Namespace) -> int:
             handle = open(args.file, "rb")  # noqa: SIM115, ASYNC230 - streamed in the import
         except OSError as e:
             raise FormatError(0, f"cannot read the file: {e.strerror}", source=source) from e
+    db = anyio.Path(require_db(args))
+    existed = await db.exists()
+    imported = False
     try:
         async with open_db(args, readonly=False) as store:
             result = await store.import_events(read_lines(handle, source))
+            imported = True
             if not args.no_project and isinstance(store, SQLiteEventStore):
                 # Bring the read models up to date so `state` and `explain` read them, not the log.
                 async with Projector.open(store) as projector:
                     await projector.catch_up()
+    except LedgerError:
+        if not existed and not imported:
+            # The import created this store and appended nothing: leave no empty store behind.
+            for suffix in ("", "-wal", "-shm"):
+                await anyio.Path(f"{db}{suffix}").unlink(missing_ok=True)
+        raise
     finally:
         if handle is not sys.stdin.buffer:
             handle.close()

@@ -463,10 +463,6 @@ class Planner:
                 version=max(h.version for h in stored if h is not None),
                 duplicate=True,
             )
-        explicit = [p.event_id for p in prepared if p.explicit_id]
-        if len(set(explicit)) != len(explicit):
-            again = next(e for i, e in enumerate(explicit) if e in explicit[:i])
-            raise DuplicateEventError(again, None, "the call carries this event_id twice")
         current = self.versions.get(stream, 0)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyError(stream, expected_version, current)

@@ -19,15 +19,12 @@ decisions, no asyncio.
 
 from __future__ import annotations
 
-import hashlib
-import sqlite3
 import statistics
 import time
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import anyio
 import msgspec
@@ -35,7 +32,6 @@ from anyio.to_thread import run_sync
 
 from ledger import ImportItem, open_store
 from ledger.events import (
-    ENCODER,
     AccountOpened,
     Candidate,
     ChannelDecided,
@@ -49,8 +45,8 @@ from ledger.events import (
 )
 from ledger.routing import PaymentRequest, ProcessorResult, Router, RoutingConfig, Verification
 from ledger.simulator import SimulationConfig, simulate
-from ledger.store import to_micros
 
+from ._raw import Raw, events_ddl
 from ._util import Figure, Options, Target, scratch_dir, timed
 
 __all__ = ["SIZES", "Sizes", "run"]
@@ -71,11 +67,6 @@ SIZES: Final = {
     "full": Sizes(router_payments=12_800, accounts=3_200, simulate_payments=20_000),
 }
 
-_INSERT: Final = (
-    "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
-    "event_id, correlation_id, causation_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-
 
 class _Instant:
     """A processor that authorizes at once."""
@@ -89,62 +80,6 @@ class _Instant:
         self, request: PaymentRequest, channel: str, attempt: int
     ) -> ProcessorResult:
         return ProcessorResult.authorized(f"A-{request.payment_id}")
-
-
-async def _ddl(tmp: Path) -> list[str]:
-    path = tmp / "schema.db"
-    async with open_store(path):
-        pass
-    conn = sqlite3.connect(path)
-    try:
-        rows = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' "
-            "AND type IN ('table', 'index') AND sql IS NOT NULL ORDER BY type = 'index', name"
-        ).fetchall()
-    finally:
-        conn.close()
-    return [str(sql) for (sql,) in rows]
-
-
-class _Raw:
-    """Plain ``sqlite3`` on a table shaped like the store's, ``synchronous=FULL``."""
-
-    def __init__(self, path: Path, ddl: Sequence[str]) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        for sql in ddl:
-            self.conn.execute(sql)
-        self.position = 0
-        self.versions: dict[str, int] = {}
-
-    def row(self, stream: str, event: Event) -> tuple[Any, ...]:
-        data = ENCODER.encode(event)
-        self.position += 1
-        version = self.versions.get(stream, 0) + 1
-        self.versions[stream] = version
-        return (
-            self.position,
-            stream,
-            version,
-            type(event).__name__,
-            1,
-            to_micros(event.occurred_at),
-            time.time_ns() // 1000,
-            str(uuid.uuid4()),
-            None,
-            None,
-            data.decode(),
-            hashlib.sha256(data).digest(),
-        )
-
-    def commit(self, items: Sequence[tuple[str, Event]]) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.executemany(_INSERT, [self.row(s, e) for s, e in items])
-        self.conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def _setup(accounts: int) -> list[tuple[str, Event]]:
@@ -253,7 +188,7 @@ async def _router_once(path: Path, sizes: Sizes) -> tuple[float, list[float]]:
 
 def _raw_router(path: Path, ddl: Sequence[str], sizes: Sizes) -> float:
     """Seconds for raw ``sqlite3`` to insert the same rows, two commits per 64 payments."""
-    raw = _Raw(path, ddl)
+    raw = Raw(path, ddl)
     try:
         setup = _setup(sizes.accounts)
         raw.commit(setup)
@@ -279,7 +214,7 @@ async def _router_figures(options: Options, sizes: Sizes) -> list[Figure]:
     medians: list[float] = []
     p95s: list[float] = []
     with scratch_dir(options) as tmp:
-        ddl = await _ddl(tmp)
+        ddl = await events_ddl(tmp)
         for rep in range(options.repeat):
             raw_seconds = await run_sync(_raw_router, tmp / f"raw-{rep}.db", ddl, sizes)
             seconds, latencies = await _router_once(tmp / f"router-{rep}.db", sizes)
@@ -312,7 +247,7 @@ async def _router_figures(options: Options, sizes: Sizes) -> list[Figure]:
 def _raw_replay(
     path: Path, ddl: Sequence[str], items: list[tuple[str, Event]], group: int
 ) -> float:
-    raw = _Raw(path, ddl)
+    raw = Raw(path, ddl)
     try:
         with timed() as elapsed:
             for i in range(0, len(items), group):
@@ -326,7 +261,7 @@ async def _simulate_figure(options: Options, sizes: Sizes) -> Figure:
     rates: list[float] = []
     raw_rates: list[float] = []
     with scratch_dir(options) as tmp:
-        ddl = await _ddl(tmp)
+        ddl = await events_ddl(tmp)
         for rep in range(options.repeat):
             path = tmp / f"sim-{rep}.db"
             async with open_store(path) as store:

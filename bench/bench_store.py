@@ -19,7 +19,6 @@ less than the store: no validation, no optimistic-concurrency check, no hash cha
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -27,7 +26,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -38,10 +36,10 @@ import msgspec
 from anyio.to_thread import run_sync
 
 from ledger import ImportItem, open_store
-from ledger.events import DECODER, ENCODER, Event, stream_of
-from ledger.store import to_micros
+from ledger.events import DECODER, Event, stream_of
 
 from ._data import START, account_history, ledger_events, payment_flow
+from ._raw import Raw, events_ddl
 from ._util import Figure, Options, Target, dir_size, scratch_dir, timed
 
 __all__ = ["SIZES", "Sizes", "run"]
@@ -85,88 +83,11 @@ _SELECT: Final = (
     "SELECT position, stream, version, type, schema, occurred_at, recorded_at, "
     "event_id, correlation_id, causation_id, data FROM events"
 )
-_INSERT: Final = (
-    "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
-    "event_id, correlation_id, causation_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-)
-
 Planned = tuple[str, Event, int]
 """A stream, an event for it and the stream's version before it (the expected version)."""
 
 
 # --- the raw sqlite3 baseline --------------------------------------------------------------
-
-
-async def _events_ddl(options: Options) -> list[str]:
-    """The ``events`` table and its indexes, as a fresh store creates them."""
-    with scratch_dir(options) as tmp:
-        path = tmp / "schema.db"
-        async with open_store(path):
-            pass
-        conn = sqlite3.connect(path)
-        try:
-            rows = conn.execute(
-                "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' "
-                "AND type IN ('table', 'index') AND sql IS NOT NULL "
-                "ORDER BY type = 'index', name"
-            ).fetchall()
-        finally:
-            conn.close()
-    return [str(sql) for (sql,) in rows]
-
-
-class Raw:
-    """A plain ``sqlite3`` connection on a table shaped like the store's ``events``."""
-
-    def __init__(self, path: Path, ddl: Sequence[str]) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        for sql in ddl:
-            self.conn.execute(sql)
-        self.position = 0
-        self.versions: dict[str, int] = {}
-
-    def row(self, stream: str, event: Event) -> tuple[Any, ...]:
-        """The row the store would write, built the cheap way (no validation, no chain)."""
-        data = ENCODER.encode(event)
-        self.position += 1
-        version = self.versions.get(stream, 0) + 1
-        self.versions[stream] = version
-        return (
-            self.position,
-            stream,
-            version,
-            type(event).__name__,
-            1,
-            to_micros(event.occurred_at),
-            time.time_ns() // 1000,
-            str(uuid.uuid4()),
-            None,
-            None,
-            data.decode(),
-            hashlib.sha256(data).digest(),
-        )
-
-    def commit_each(self, items: Sequence[tuple[str, Event]]) -> None:
-        """One transaction, and so one fsync, per event."""
-        conn = self.conn
-        for stream, event in items:
-            row = self.row(stream, event)
-            conn.execute("BEGIN")
-            conn.execute(_INSERT, row)
-            conn.execute("COMMIT")
-
-    def commit_batches(self, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
-        """One ``executemany`` in one transaction per batch."""
-        conn = self.conn
-        for stream, events in batches:
-            conn.execute("BEGIN")
-            conn.executemany(_INSERT, [self.row(stream, e) for e in events])
-            conn.execute("COMMIT")
-
-    def close(self) -> None:
-        self.conn.close()
 
 
 def _raw_read_all(path: Path) -> int:
@@ -520,7 +441,8 @@ async def run(options: Options) -> list[Figure]:
     """Every figure of the event store, measured under ``options``."""
     sizes = SIZES["quick" if options.quick else "full"]
     large = options.large_events
-    ddl = await _events_ddl(options)
+    with scratch_dir(options) as tmp:
+        ddl = await events_ddl(tmp)
     figures = await _single_appends(options, sizes, ddl)
     figures.append(await _batch_appends(options, sizes, ddl))
     figures.extend(await _read_all(options, sizes))

@@ -428,7 +428,7 @@ def _check_evidence(
     attempted, declined = _failing_attempt(records, pid, attempt["attempt"])
     channel = attempt["channel"]
     for pos in evidence:
-        assert 1 <= pos <= len(records), f"{pid}: evidence {pos} outside the file"
+        assert 0 < pos <= len(records), f"{pid}: evidence {pos} outside the file"
         rec = by_pos[pos]
         e = rec.event
         assert pos < declined, f"{pid}: evidence {pos} is not before the failure at {declined}"

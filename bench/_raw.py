@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Final
 
 from ledger import open_store
-from ledger.events import ENCODER, Event
+from ledger.events import DECODER, ENCODER, Event
 from ledger.store import to_micros
 
-__all__ = ["INSERT", "Raw", "events_ddl"]
+__all__ = ["INSERT", "Raw", "events_ddl", "read_decode"]
 
 INSERT: Final = (
     "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
@@ -96,3 +96,25 @@ class Raw:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def read_decode(path: Path, page: int = 20_000) -> int:
+    """Every event's data read page by page and decoded with plain sqlite3 + msgspec: the least
+    any rebuild must do. Returns the number of events."""
+    conn = sqlite3.connect(path)
+    try:
+        n = 0
+        after = 0
+        while True:
+            rows = conn.execute(
+                "SELECT position, data FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, page),
+            ).fetchall()
+            if not rows:
+                return n
+            for _, data in rows:
+                DECODER.decode(data)
+            n += len(rows)
+            after = rows[-1][0]
+    finally:
+        conn.close()

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -65,10 +64,11 @@ from typing import Any, Final, TypeVar, cast
 import msgspec
 
 from ledger import ImportItem, open_store
-from ledger.events import DECODER, Candidate, Event
+from ledger.events import Candidate, Event
 from projections import Projector, World
 
 from ._data import ledger_events
+from ._raw import read_decode
 from ._util import Figure, Options, Target, scratch_dir, timed
 
 try:
@@ -634,27 +634,6 @@ def _check(world: World, aggregates: dict[uuid.UUID, Any], how: str) -> None:
 # --- raw sqlite3 ------------------------------------------------------------------------------
 
 
-def _raw_read_decode(path: Path) -> int:
-    """The same rows of the payledger store, read and decoded with plain sqlite3 + msgspec."""
-    conn = sqlite3.connect(path)
-    try:
-        n = 0
-        after = 0
-        while True:
-            rows = conn.execute(
-                "SELECT position, data FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                (after, _PAGE),
-            ).fetchall()
-            if not rows:
-                return n
-            for _, data in rows:
-                DECODER.decode(data)
-            n += len(rows)
-            after = rows[-1][0]
-    finally:
-        conn.close()
-
-
 # --- the figures ------------------------------------------------------------------------------
 
 
@@ -713,7 +692,7 @@ async def run(options: Options) -> list[Figure]:
                     get_all.append(n_get / elapsed())
                     gc.collect()
                     with timed() as elapsed:
-                        n_raw = _raw_read_decode(pl_path)
+                        n_raw = read_decode(pl_path)
                     raw.append(n_raw / elapsed())
                     if not result.events == n == n_paused == n_get == n_raw == count:
                         raise RuntimeError(

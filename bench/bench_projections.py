@@ -31,6 +31,7 @@ from ledger.events import DECODER, Event
 from projections import Projector, account_at, open_projections
 
 from ._data import START, ledger_events, payment_flow
+from ._raw import read_decode
 from ._util import Figure, Options, Target, scratch_dir, timed
 
 __all__ = ["run"]
@@ -43,27 +44,6 @@ async def _build(path: Path, count: int, seed: int) -> None:
         await store.import_events(
             ImportItem(stream=stream, event=event) for stream, event in ledger_events(count, seed)
         )
-
-
-def _raw_read_decode(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        n = 0
-        after = 0
-        while True:
-            rows = conn.execute(
-                "SELECT position, data FROM events WHERE position > ? ORDER BY position "
-                "LIMIT 20000",
-                (after,),
-            ).fetchall()
-            if not rows:
-                return n
-            for _, data in rows:
-                DECODER.decode(data)
-            n += len(rows)
-            after = rows[-1][0]
-    finally:
-        conn.close()
 
 
 def _raw_account_stream(conn: sqlite3.Connection, account_id: str, position: int) -> int:
@@ -88,7 +68,7 @@ async def _rebuild_figure(options: Options, tmp: Path) -> Figure:
             result = await projector.rebuild()
             samples.append(result.events / result.seconds)
             with timed() as elapsed:
-                n = _raw_read_decode(path)
+                n = read_decode(path)
             baseline.append(n / elapsed())
             options.log(f"rebuild {i + 1}/{options.repeat}: {samples[-1]:,.0f} events/s")
     return Figure.measured(

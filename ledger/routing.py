@@ -10,9 +10,10 @@ projections hold them now, and records each step in the payment's stream::
     PaymentDeclined(1), FailoverTriggered, ChannelDecided(2), ... # or
     PaymentDeclined(n), PaymentAbandoned
 
-Every append carries the payment stream's ``expected_version`` and deterministic event ids
-(a UUID5 of the payment id and the event's version), so a retried request with a payment id
-already recorded appends nothing and returns the recorded outcome (``duplicate=True``).
+Every append carries the payment stream's ``expected_version`` (the first one ``0``: the stream
+must not exist yet), so a retried request with a payment id already recorded appends nothing and
+returns the recorded outcome (``duplicate=True``). The store gives the events its time-ordered
+ids, so the event-id index grows at its right edge.
 
 The processor is an interface the service implements (:class:`Processor`); each call runs under
 ``anyio.move_on_after(config.timeout_seconds)`` and a call that does not finish in time is a
@@ -34,7 +35,6 @@ last look, so decisions reflect the log, including events other writers appended
 from __future__ import annotations
 
 import contextlib
-import uuid
 import zlib
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeAlias
 import anyio
 import msgspec
 
-from .errors import ConcurrencyError, DuplicateEventError
+from .errors import ConcurrencyError
 from .events import (
     Candidate,
     ChannelDecided,
@@ -86,7 +86,6 @@ __all__ = [
     "RoutingConfig",
     "StateView",
     "Verification",
-    "event_id_for",
 ]
 
 DeclineAction: TypeAlias = Literal["failover", "fallback_non_credit", "next_permitted", "stop"]
@@ -114,17 +113,6 @@ TECHNICAL_CODES: Final = frozenset({"timeout", "channel_unavailable"})
 
 _ACTIONS: Final = frozenset({"failover", "fallback_non_credit", "next_permitted", "stop"})
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_NAMESPACE: Final = uuid.UUID("6f1c2a36-8b0e-5d5e-9c51-7061796c6467")
-
-
-def event_id_for(payment_id: str, version: int) -> uuid.UUID:
-    """The deterministic event id of the payment stream's event at ``version``: the UUID5 of the
-    payment id with the version mixed into its low bits (one SHA-1 per payment, not per event)."""
-    return uuid.UUID(int=_payment_base(payment_id) ^ version)
-
-
-def _payment_base(payment_id: str) -> int:
-    return uuid.uuid5(_NAMESPACE, payment_id).int
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -547,18 +535,13 @@ class Router:
     # --- recording -------------------------------------------------------------------------
 
     async def _append(self, request: PaymentRequest, events: list[Event], version: int) -> int:
-        base = _payment_base(request.payment_id)
-        ids = [uuid.UUID(int=base ^ (version + i + 1)) for i in range(len(events))]
         stream = f"payment-{request.payment_id}"
         result = await self.store.append(
             stream,
             events,
             expected_version=version,
             correlation_id=request.correlation_id or request.payment_id,
-            event_ids=ids,
         )
-        if result.duplicate:  # another caller recorded these very events: a retry
-            raise _Duplicate
         self.view.note(stream, events, result)
         return result.version
 
@@ -666,7 +649,7 @@ class Router:
                 return
             if isinstance(records[-1].event, PaymentAuthorized) and not self.config.settle:
                 return
-            with contextlib.suppress(ConcurrencyError, DuplicateEventError, _Duplicate):
+            with contextlib.suppress(ConcurrencyError):
                 await self._append(
                     request,
                     [
@@ -706,7 +689,7 @@ class Router:
             state["appending"] = 1
             try:
                 state["version"] = await self._append(request, events, state["version"])
-            except (ConcurrencyError, DuplicateEventError):
+            except ConcurrencyError:  # the payment id is recorded already: a retry
                 raise _Duplicate from None
 
         try:

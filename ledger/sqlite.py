@@ -115,7 +115,41 @@ _SELECT: Final = (
     "SELECT position, stream, version, type, schema, occurred_at, recorded_at, "
     "event_id, correlation_id, causation_id, data FROM events"
 )
-_INSERT: Final = f"INSERT INTO events ({ROW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_PARAMS: Final = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_WIDTH: Final = _ROW_PARAMS.count("?")
+_MAX_ROWS_PER_INSERT: Final = 256
+"""The most rows one ``INSERT`` statement takes: 3,072 parameters, or fewer where the SQLite
+library allows fewer (999 before 3.32)."""
+
+
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO events ({ROW_COLUMNS}) VALUES " + ",".join([_ROW_PARAMS] * rows)
+
+
+_INSERTS: Final = {
+    n: _insert_sql(n) for n in (1 << k for k in range(_MAX_ROWS_PER_INSERT.bit_length()))
+}
+
+
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` with multi-row ``INSERT`` statements, in chunks of a power of two rows
+    (so a handful of statement texts stay in the connection's statement cache).
+
+    One statement per chunk, not one per row as ``executemany`` does: every ``sqlite3``
+    call releases the GIL and must take it back, and a thread that needs the GIL back while
+    the event loop's thread is busy waits up to the interpreter's switch interval (5 ms) for
+    it, each time. Fewer calls keep the writer thread from queueing behind the event loop.
+    """
+    limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH
+    most = min(_MAX_ROWS_PER_INSERT, 1 << (limit.bit_length() - 1))
+    start = 0
+    left = len(rows)
+    while left:
+        size = min(most, 1 << (left.bit_length() - 1))
+        chunk = rows[start : start + size]
+        conn.execute(_INSERTS[size], [value for row in chunk for value in row])
+        start += size
+        left -= size
 
 
 def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
@@ -274,7 +308,7 @@ def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
             except (ConcurrencyError, DuplicateEventError) as e:
                 request.error = e
         if planner.rows:
-            conn.executemany(_INSERT, planner.rows)
+            _insert_rows(conn, planner.rows)
             _move_head(conn, planner)
         conn.execute("COMMIT")
     except BaseException:
@@ -509,7 +543,7 @@ class SQLiteEventStore(EventStore):
                         bounds.append(result.positions[0])
                     bounds[1:] = [result.positions[-1]]
             if planner.rows:
-                conn.executemany(_INSERT, planner.rows)
+                _insert_rows(conn, planner.rows)
                 _move_head(conn, planner)
             return planner
 

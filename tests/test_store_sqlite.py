@@ -700,3 +700,34 @@ def test_unknown_durability_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="durability"):
         _run(go)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("variable_limit", [32766, 100])
+def test_large_groups_are_written_whole_in_multi_row_statements(
+    tmp_path: Path, variable_limit: int
+) -> None:
+    """Groups are written with multi-row INSERTs of a power of two rows each, as many as the
+    SQLite library's parameter limit allows (8 rows at a limit of 100): every row of every
+    chunk lands, in order, whatever the row count."""
+    db = tmp_path / "ledger.db"
+    sizes = [1, 3, 255, 256, 257, 700]
+
+    async def go() -> list[Record]:
+        async with open_store(db) as store:
+            assert isinstance(store, SQLiteEventStore)
+            writer = store._writer  # lower its limit, as an old SQLite library has it
+            assert writer is not None
+            writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+            for n, size in enumerate(sizes):
+                events = [requested(f"P{n}")] + [attempted(f"P{n}", a) for a in range(1, size)]
+                result = await store.append(f"payment-P{n}", events, expected_version=0)
+                assert result.version == size
+            assert (await store.verify()).ok
+            return await collect(store.read_all())
+
+    records = _run(go)
+    assert [r.position for r in records] == list(range(1, sum(sizes) + 1))
+    by_stream = [(r.stream, r.version) for r in records]
+    assert by_stream == [
+        (f"payment-P{n}", v) for n, size in enumerate(sizes) for v in range(1, size + 1)
+    ]

@@ -304,8 +304,9 @@ class StateView:
 
         self.store = store
         self.world: World = World()
-        self._lock = anyio.Lock()
         self._started = 0
+        self._finished = 0
+        self._running: anyio.Event | None = None
         self._noted: dict[int, Record] = {}
 
     def note(self, stream: str, events: Sequence[Event], result: AppendResult) -> None:
@@ -329,25 +330,38 @@ class StateView:
             world.apply(record)
 
     async def refresh(self) -> None:
-        arrived = self._started
-        async with self._lock:
-            if self._started > arrived:  # one that started after this call has finished
-                return
+        """Apply every event committed before this call (shared with concurrent callers)."""
+        wanted = self._started + 1  # a refresh that starts after this call must have finished
+        while self._finished < wanted:
+            running = self._running
+            if running is not None:
+                await running.wait()  # one at a time; then look again
+                continue
             self._started += 1
+            number = self._started
+            done = self._running = anyio.Event()
+            try:
+                await self._catch_up()
+                self._finished = number
+            finally:
+                self._running = None
+                done.set()  # wakes every waiter at once
+
+    async def _catch_up(self) -> None:
+        self._drain()
+        head = await self.store.head()
+        while self.world.position < head:
+            start = self.world.position + 1
+            later = [p for p in self._noted if p > start]
+            gap_end = min(min(later) - 1, head) if later else head
+            async for record in self.store.read_all(start, to_position=gap_end):
+                self.world.apply(record)
+            if self.world.position < gap_end:  # pragma: no cover - the log ends early
+                break
             self._drain()
-            head = await self.store.head()
-            while self.world.position < head:
-                start = self.world.position + 1
-                later = [p for p in self._noted if p > start]
-                gap_end = min(min(later) - 1, head) if later else head
-                async for record in self.store.read_all(start, to_position=gap_end):
-                    self.world.apply(record)
-                if self.world.position < gap_end:  # pragma: no cover - the log ends early
-                    break
-                self._drain()
-            for position in [p for p in self._noted if p <= self.world.position]:
-                del self._noted[position]
-            self.world.clear_dirty()
+        for position in [p for p in self._noted if p <= self.world.position]:
+            del self._noted[position]
+        self.world.clear_dirty()
 
     def account(self, account_id: str) -> AccountState | None:
         return self.world.account(account_id)

@@ -115,6 +115,8 @@ _SELECT: Final = (
     "SELECT position, stream, version, type, schema, occurred_at, recorded_at, "
     "event_id, correlation_id, causation_id, data FROM events"
 )
+_GATHER_PASSES: Final = 4
+"""How many times a group commit's leader yields to let more appends join its group."""
 _ROW_PARAMS: Final = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 _ROW_WIDTH: Final = _ROW_PARAMS.count("?")
 _MAX_ROWS_PER_INSERT: Final = 256
@@ -461,8 +463,15 @@ class SQLiteEventStore(EventStore):
                 async with self._write_lock:
                     try:
                         # Let the tasks the last commit woke queue their next appends, so the
-                        # group is as large as the load.
-                        await anyio.lowlevel.checkpoint()
+                        # group is as large as the load: yield to them until a pass brings no
+                        # new request (a few passes at most, so a steady stream of appends
+                        # cannot hold a group back).
+                        queued = -1
+                        for _ in range(_GATHER_PASSES):
+                            if len(self._queue) == queued:
+                                break
+                            queued = len(self._queue)
+                            await anyio.lowlevel.checkpoint()
                         self._check_open()
                         batch, self._queue = self._queue, []
                         if batch:

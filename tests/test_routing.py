@@ -39,8 +39,10 @@ from ledger.routing import (
     ProcessorResult,
     Router,
     RoutingConfig,
+    StateView,
     Verification,
 )
+from ledger.memory import MemoryEventStore
 from projections import ChannelState, payment_at
 
 pytestmark = pytest.mark.anyio
@@ -305,6 +307,116 @@ async def test_verification_passed_after_a_mistype(store: EventStore) -> None:
     assert outcome.status == "succeeded"
     names = [type(e).__name__ for e in await events_of(store)]
     assert names[3:6] == ["VerificationRequested", "VerificationFailed", "VerificationPassed"]
+
+
+# --- the state view -------------------------------------------------------------------------
+
+
+class GatedStore(MemoryEventStore):
+    """A store whose ``head()`` calls, once they have read the head, stop at the gates queued
+    in ``gates`` (one gate each, in order; a call with no gate left goes through), and which
+    counts those calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = 0
+        self.gates: list[anyio.Event] = []
+        self.arrived: list[anyio.Event] = []
+
+    def add_gate(self) -> tuple[anyio.Event, anyio.Event]:
+        """A gate for the next ``head()`` call without one: (arrived at it, the gate)."""
+        gate, arrived = anyio.Event(), anyio.Event()
+        self.gates.append(gate)
+        self.arrived.append(arrived)
+        return arrived, gate
+
+    async def head(self) -> int:
+        self.heads += 1
+        position = await super().head()
+        if self.gates:
+            gate = self.gates.pop(0)
+            self.arrived.pop(0).set()
+            await gate.wait()
+        return position
+
+
+async def test_concurrent_refreshes_share_one_read_of_the_head() -> None:
+    store = GatedStore()
+    await seed(store, *account())
+    view = StateView(store)
+    arrived, gate = store.add_gate()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(50):
+                tg.start_soon(view.refresh)
+            await arrived.wait()
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+    # the first refresh, then one more for the 49 that arrived while it ran
+    assert store.heads == 2
+    assert view.world.position == await store.head()
+
+
+async def test_a_refresh_sees_what_was_committed_before_it_was_called() -> None:
+    """A call that arrives while an older refresh is running does not return with that
+    refresh's (older) view: it waits for one that started after it."""
+    store = GatedStore()
+    await seed(store, *account("A1"))
+    view = StateView(store)
+    arrived, gate = store.add_gate()
+    late = anyio.Event()
+
+    async def later_refresh() -> None:
+        await view.refresh()
+        late.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(view.refresh)  # reads the head, then stops at the gate
+            await arrived.wait()
+            await seed(store, *account("A2"))  # after that read, before the later call
+            tg.start_soon(later_refresh)
+            await anyio.wait_all_tasks_blocked()
+            gate.set()
+            await late.wait()
+            assert view.account("A2") is not None
+    assert view.world.position == await store.head()
+
+
+async def test_a_cancelled_refresh_leaves_its_waiters_to_refresh_again() -> None:
+    store = GatedStore()
+    await seed(store, *account("A1"))
+    view = StateView(store)
+    first_arrived, first_gate = store.add_gate()
+    second_arrived, _never_opened = store.add_gate()
+    second = anyio.CancelScope()
+    waiter_done = anyio.Event()
+
+    async def second_refresh() -> None:
+        with second:
+            await view.refresh()
+
+    async def waiter() -> None:
+        await view.refresh()
+        waiter_done.set()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(view.refresh)  # refresh 1 reads the head, then is held at a gate
+            await first_arrived.wait()
+            await seed(store, *account("A2"))  # too late for refresh 1
+            tg.start_soon(second_refresh)  # both need a refresh that starts after them
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            first_gate.set()  # refresh 1 ends; second_refresh starts refresh 2 ...
+            await second_arrived.wait()
+            await anyio.wait_all_tasks_blocked()
+            second.cancel()  # ... which is cancelled before it applies anything
+            await waiter_done.wait()
+            # the waiter did not take the cancelled refresh for a finished one
+            assert view.account("A2") is not None
+    assert second.cancelled_caught
 
 
 # --- the failover table ---------------------------------------------------------------------

@@ -234,12 +234,15 @@ _TIME_FIELDS: Final[dict[str, tuple[str, ...]]] = {
 }
 
 
+_ZERO: Final = timedelta(0)
+
+
 def non_utc_field(event: Event) -> str | None:
     """The first timestamp field of ``event`` that is not in UTC (``occurred_at``,
     ``expected_until``, ...), or None."""
     for name in _TIME_FIELDS.get(type(event).__name__, ("occurred_at",)):
         value = getattr(event, name)
-        if value is not None and value.utcoffset() != timedelta(0):
+        if value is not None and value.tzinfo is not UTC and value.utcoffset() != _ZERO:
             return str(name)
     return None
 

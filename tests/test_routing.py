@@ -31,6 +31,7 @@ from ledger.events import (
     VerificationRequested,
     stream_of,
 )
+from ledger.memory import MemoryEventStore
 from ledger.routing import (
     DEFAULT_ACTIONS,
     ChannelHealth,
@@ -42,7 +43,6 @@ from ledger.routing import (
     StateView,
     Verification,
 )
-from ledger.memory import MemoryEventStore
 from projections import ChannelState, payment_at
 
 pytestmark = pytest.mark.anyio

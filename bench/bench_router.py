@@ -8,7 +8,7 @@
    same two commits per 64-payment wave, ``synchronous=FULL``; target under 1 ms. The median
    and 95th percentile of each ``pay()`` call's latency are shown too (they include the wait
    for the group commit the call joins).
-2. ``simulate`` (``ledger.simulator``, 64 payments in flight, durability ``full``): events
+2. ``simulate`` (``ledger.simulator``, 128 payments in flight, durability ``full``): events
    recorded per second, population set-up included; target at least 20,000 events/s. The
    baseline inserts the very same events with ``executemany`` in transactions of the run's
    mean group size.

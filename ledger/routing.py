@@ -293,8 +293,9 @@ class StateView:
     """The projections' state, kept in step with the log by applying new events.
 
     :meth:`refresh` applies every event appended since the last refresh. Concurrent callers
-    share one refresh: a caller returns once a refresh that *started after it called* has
-    finished, so what it reads includes everything committed before it called. Events this
+    share one refresh: a caller returns once a refresh that *read the log after it called* has
+    finished, so what it reads includes everything committed before it called. A refresh yields
+    once before it reads, so the callers ready to run at that moment share it. Events this
     process appended and reported with :meth:`note` are applied from memory; only the gaps
     between them (other writers' events) are read from the store.
     """
@@ -307,6 +308,7 @@ class StateView:
         self._started = 0
         self._finished = 0
         self._running: anyio.Event | None = None
+        self._joinable = False
         self._noted: dict[int, Record] = {}
 
     def note(self, stream: str, events: Sequence[Event], result: AppendResult) -> None:
@@ -331,7 +333,9 @@ class StateView:
 
     async def refresh(self) -> None:
         """Apply every event committed before this call (shared with concurrent callers)."""
-        wanted = self._started + 1  # a refresh that starts after this call must have finished
+        # A refresh that reads the log after this call must have finished: the one running,
+        # if it has not begun reading yet, or the next one.
+        wanted = self._started if self._joinable else self._started + 1
         while self._finished < wanted:
             running = self._running
             if running is not None:
@@ -341,9 +345,14 @@ class StateView:
             number = self._started
             done = self._running = anyio.Event()
             try:
+                # Let the callers that are ready to run now join this refresh before it reads.
+                self._joinable = True
+                await anyio.lowlevel.checkpoint()
+                self._joinable = False
                 await self._catch_up()
                 self._finished = number
             finally:
+                self._joinable = False
                 self._running = None
                 done.set()  # wakes every waiter at once
 

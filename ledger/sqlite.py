@@ -138,9 +138,10 @@ def _insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> N
     (so a handful of statement texts stay in the connection's statement cache).
 
     One statement per chunk, not one per row as ``executemany`` does: every ``sqlite3``
-    call releases the GIL and must take it back, and a thread that needs the GIL back while
-    the event loop's thread is busy waits up to the interpreter's switch interval (5 ms) for
-    it, each time. Fewer calls keep the writer thread from queueing behind the event loop.
+    call releases the GIL and must take it back, and while the event loop's thread is busy
+    each take-back can wait up to the interpreter's switch interval (5 ms). Measured here:
+    about 1.1x the speed of ``executemany`` for 1,000-event appends, the same when the event
+    loop is idle during commits (the simulator).
     """
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH
     most = min(_MAX_ROWS_PER_INSERT, 1 << (limit.bit_length() - 1))
@@ -292,6 +293,13 @@ def _move_head(conn: sqlite3.Connection, planner: Planner) -> None:
     )
 
 
+def _write_planned(conn: sqlite3.Connection, planner: Planner) -> None:
+    """Write the rows ``planner`` planned since it was read, and move the head past them."""
+    if planner.rows:
+        _insert_rows(conn, planner.rows)
+        _move_head(conn, planner)
+
+
 def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
     """Plan and write a group of append calls in one transaction (runs in the writer thread).
 
@@ -309,9 +317,7 @@ def _commit_group(conn: sqlite3.Connection, batch: list[_Request]) -> None:
                 )
             except (ConcurrencyError, DuplicateEventError) as e:
                 request.error = e
-        if planner.rows:
-            _insert_rows(conn, planner.rows)
-            _move_head(conn, planner)
+        _write_planned(conn, planner)
         conn.execute("COMMIT")
     except BaseException:
         for request in batch:
@@ -551,9 +557,7 @@ class SQLiteEventStore(EventStore):
                     if not bounds:
                         bounds.append(result.positions[0])
                     bounds[1:] = [result.positions[-1]]
-            if planner.rows:
-                _insert_rows(conn, planner.rows)
-                _move_head(conn, planner)
+            _write_planned(conn, planner)
             return planner
 
         def run(sql: str) -> None:

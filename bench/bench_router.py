@@ -8,7 +8,7 @@
    same two commits per 64-payment wave, ``synchronous=FULL``; target under 1 ms. The median
    and 95th percentile of each ``pay()`` call's latency are shown too (they include the wait
    for the group commit the call joins).
-2. ``simulate`` (``ledger.simulator``, 128 payments in flight, durability ``full``): events
+2. ``simulate`` (``gateway.simulator``, 128 payments in flight, durability ``full``): events
    recorded per second, population set-up included; target at least 20,000 events/s. The
    baseline inserts the very same events with ``executemany`` in transactions of the run's
    mean group size.
@@ -30,6 +30,8 @@ import anyio
 import msgspec
 from anyio.to_thread import run_sync
 
+from gateway import PaymentRequest, ProcessorResult, Router, RoutingConfig, Verification
+from gateway.simulator import SimulationConfig, simulate
 from ledger import ImportItem, open_store
 from ledger.events import (
     AccountOpened,
@@ -43,8 +45,6 @@ from ledger.events import (
     PaymentSettled,
     stream_of,
 )
-from ledger.routing import PaymentRequest, ProcessorResult, Router, RoutingConfig, Verification
-from ledger.simulator import SimulationConfig, simulate
 
 from ._raw import Raw, events_ddl
 from ._util import Figure, Options, Target, scratch_dir, timed

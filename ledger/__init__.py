@@ -30,14 +30,6 @@ from .errors import StoreError as StoreError
 from .errors import UnknownEventTypeError as UnknownEventTypeError
 from .events import Event as Event
 from .events import stream_of as stream_of
-from .routing import HealthConfig as HealthConfig
-from .routing import PaymentOutcome as PaymentOutcome
-from .routing import PaymentRequest as PaymentRequest
-from .routing import Processor as Processor
-from .routing import ProcessorResult as ProcessorResult
-from .routing import Router as Router
-from .routing import RoutingConfig as RoutingConfig
-from .routing import Verification as Verification
 from .sqlite import SQLiteEventStore as SQLiteEventStore
 from .store import AppendResult as AppendResult
 from .store import Durability as Durability
@@ -46,20 +38,16 @@ from .store import ImportItem as ImportItem
 from .store import ImportResult as ImportResult
 from .store import IntegrityReport as IntegrityReport
 from .store import Record as Record
-from .warnings import Warning as EarlyWarning
-from .warnings import warnings as early_warnings
 
 __all__ = [
     "AppendResult",
     "ConcurrencyError",
     "DuplicateEventError",
     "Durability",
-    "EarlyWarning",
     "Event",
     "EventStore",
     "EventValidationError",
     "FormatError",
-    "HealthConfig",
     "ImportItem",
     "ImportResult",
     "IntegrityError",
@@ -67,21 +55,13 @@ __all__ = [
     "LedgerError",
     "NotALedgerError",
     "NotFoundError",
-    "PaymentOutcome",
-    "PaymentRequest",
-    "Processor",
-    "ProcessorResult",
     "ReadOnlyError",
     "Record",
-    "Router",
-    "RoutingConfig",
     "SQLiteEventStore",
     "SchemaVersionError",
     "StoreClosedError",
     "StoreError",
     "UnknownEventTypeError",
-    "Verification",
-    "early_warnings",
     "open_store",
     "stream_of",
 ]

@@ -12,6 +12,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway import (
+    DEFAULT_ACTIONS,
+    ChannelHealth,
+    HealthConfig,
+    PaymentRequest,
+    ProcessorResult,
+    Router,
+    RoutingConfig,
+    Verification,
+)
 from ledger import EventStore, open_store
 from ledger.events import (
     AccountOpened,
@@ -32,18 +42,8 @@ from ledger.events import (
     stream_of,
 )
 from ledger.memory import MemoryEventStore
-from ledger.routing import (
-    DEFAULT_ACTIONS,
-    ChannelHealth,
-    HealthConfig,
-    PaymentRequest,
-    ProcessorResult,
-    Router,
-    RoutingConfig,
-    StateView,
-    Verification,
-)
 from projections import ChannelState, payment_at
+from projections.view import StateView
 
 pytestmark = pytest.mark.anyio
 

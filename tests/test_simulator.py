@@ -10,9 +10,9 @@ import anyio
 import msgspec
 import pytest
 
+from gateway.simulator import SimulationConfig, SimulationReport, simulate
 from ledger import EventStore, open_store
 from ledger.events import ChannelStatusChanged
-from ledger.simulator import SimulationConfig, SimulationReport, simulate
 from projections import payment_at
 from replay.cli import main
 from replay.engine import explain

@@ -11,6 +11,7 @@ import anyio.lowlevel
 import msgspec
 import pytest
 
+from gateway.warnings import Warning, warnings
 from ledger import EventStore, open_store
 from ledger.events import (
     AccountOpened,
@@ -25,7 +26,6 @@ from ledger.events import (
     RepaymentOverdue,
     stream_of,
 )
-from ledger.warnings import Warning, warnings
 from replay.cli import main
 
 pytestmark = pytest.mark.anyio

@@ -1,5 +1,5 @@
-"""``payledger demo``: the car-loan incidents of :mod:`fixtures`, each imported into a store of
-its own in a temporary folder and explained, covering every root-cause category, a failover
+"""``payledger demo``: the car-loan incidents of :mod:`replay.incidents`, each imported into a
+store of its own in a temporary folder and explained, covering every root-cause category, a failover
 that saved a payment and an unknown; ends with a summary and the stores' integrity.
 
 Needs no arguments and no network. ``--json`` prints the explanations as JSON Lines.
@@ -14,10 +14,10 @@ from typing import Any
 
 from rich.rule import Rule
 
-import fixtures
 from ledger import open_store
 from ledger.codec import read_lines
 
+from .. import incidents
 from ..engine import Explanation, explain
 from ..render import CATEGORY_STYLE, render_explanation
 from ._common import add_command, console, print_json
@@ -34,11 +34,11 @@ async def run(args: argparse.Namespace) -> int:
     stores = 0
     bad: list[str] = []
     with tempfile.TemporaryDirectory(prefix="payledger-demo-") as tmp:
-        for entry in fixtures.index():
+        for entry in incidents.index():
             name = str(entry["name"])
             path = Path(tmp) / f"{name}.db"
             async with open_store(path, durability="normal") as store:
-                with fixtures.incident_path(name).open("rb") as handle:
+                with incidents.incident_path(name).open("rb") as handle:
                     await store.import_events(read_lines(handle, source=f"{name}.jsonl"))
                 if not args.json:
                     console.print(Rule(f"[bold]{entry.get('title', name)}[/bold]  ({name})"))

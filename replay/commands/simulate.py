@@ -1,6 +1,6 @@
 """``payledger simulate --db P --payments N [--seed S] [--no-failover] [--truth FILE]``: drive
 the router with fake processors over a simulated population and record everything in the store
-(:mod:`ledger.simulator`). ``--truth`` writes the injected cause of each failed payment as JSON
+(:mod:`gateway.simulator`). ``--truth`` writes the injected cause of each failed payment as JSON
 Lines ``{"payment_id": ..., "category": ...}``; ``--json`` prints the run's summary as one JSON
 document.
 """
@@ -13,8 +13,8 @@ from typing import Any
 
 import msgspec
 
+from gateway.simulator import SimulationConfig, simulate
 from ledger.errors import LedgerError, StoreError
-from ledger.simulator import SimulationConfig, simulate
 
 from ._common import add_command, console, open_db, print_json
 

@@ -1,5 +1,5 @@
 """``payledger --db P warnings [--since T] [--json] [--follow]``: the early warnings of the log
-(:mod:`ledger.warnings`): credit deteriorations of accounts with pending or recent car-loan
+(:mod:`gateway.warnings`): credit deteriorations of accounts with pending or recent car-loan
 payments, and channels turning degraded, down or maintenance or failing more often.
 
 ``--json`` prints JSON Lines, one warning a line: ``{"kind", "severity", "subject", "summary",
@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ledger.warnings import Warning, warnings
+from gateway.warnings import Warning, warnings
 
 from ..render import parse_timestamp
 from ._common import add_command, console, open_db, print_json

@@ -1,49 +1,21 @@
-"""A deterministic payment simulator: the load generator and the project's end-to-end test.
-
-:func:`simulate` builds a population (accounts with credit lines and scores, car dealers and
-lenders with channel policies, four channels), then drives a :class:`~ledger.routing.Router`
-with a :class:`FakeProcessor` over it while the world changes under it: maintenance windows and
-announced outages (``ChannelStatusChanged``), unannounced outages (the processor times out and
-the router's health monitor notices), credit deteriorations (overdue repayments, score drops,
-risk freezes, limit cuts) and customers who mistype their codes or card details.
-
-Time is simulated: the run advances in *ticks* of ``tick_seconds``; world events due by a tick
-are appended before it, then the tick's ``tick_payments`` payments (of distinct accounts) run
-under an anyio task group, ``concurrency`` of them in flight at once, and channel health is
-judged between ticks. Within a tick nothing a payment's decision depends on changes (its own
-account is not shared, channel statuses and policies change only between ticks), so the
-outcome does not depend on the order in which the tick's payments run. Every random choice is
-drawn from the seed, so a seed gives the same events in every stream on every run (their global
-interleaving within a tick follows the group commits), and the same population, world and
-customers with and without failover.
-
-Channel health is judged on first attempts only (``HealthConfig.count_failovers=False``), so a
-run with failover and one without measure the same traffic: the difference between them is what
-failover does, not what its extra attempts did to the health monitor.
-
-For each failed payment the simulator knows the cause it injected (:class:`Truth`), by the
-contract's order: the merchant's policy for the last channel decided, then that channel's
-recorded status, then the account's credit line, then what the processor was told to do to the
-attempt (an outage: ``system``; a customer's failed verification or bad card: ``user_action``).
+"""The simulated world: a population of accounts with credit lines and scores, car dealers and
+lenders with channel policies, four channels, and the schedule of everything that happens to
+them (maintenance windows and outages, credit deteriorations, a policy change), drawn from a
+seed. :mod:`gateway.simulator` drives a router over it.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
-from collections import defaultdict, deque
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final, Literal, TypeAlias
+from typing import Final, Literal
 
-import anyio
 import msgspec
 
-from .events import (
+from ledger.events import (
     AccountOpened,
     ChannelPolicySet,
-    ChannelStatus,
     ChannelStatusChanged,
     CreditLimitChanged,
     CreditLineOpened,
@@ -52,33 +24,21 @@ from .events import (
     CreditStatusChanged,
     Event,
     RepaymentOverdue,
-    stream_of,
 )
-from .routing import (
-    CREDIT_PRODUCTS,
-    HealthConfig,
-    PaymentOutcome,
-    PaymentRequest,
-    ProcessorResult,
-    Router,
-    RoutingConfig,
-    Verification,
-)
-from .store import EventStore, ImportItem
+
+from .processor import PaymentRequest
 
 __all__ = [
     "CHANNELS",
-    "Category",
-    "FakeProcessor",
+    "START",
+    "Outage",
+    "Population",
     "SimulatedPayment",
     "SimulationConfig",
-    "SimulationReport",
-    "Truth",
-    "simulate",
-    "simulation_routing",
+    "hash01",
+    "timestamp",
 ]
 
-Category: TypeAlias = Literal["credit", "system", "channel_policy", "user_action", "unknown"]
 CHANNELS: Final = ("huabei", "jiebei", "bank_card", "balance")
 START: Final = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
@@ -122,28 +82,6 @@ _OUTAGE_KINDS: Final[tuple[Literal["maintenance", "down", "unannounced"], ...]] 
 _PREFERRED: Final = (("huabei", 55), ("jiebei", 10), ("bank_card", 30), ("balance", 5))
 
 
-def simulation_routing(*, failover: bool = True) -> RoutingConfig:
-    """The routing configuration the simulator's payment service uses."""
-    return RoutingConfig(
-        channels=CHANNELS,
-        routes={
-            "zd-auto/car_loan_down_payment": ("bank_card", "balance"),
-            "*/retail": ("balance", "bank_card", "huabei"),
-        },
-        failover=failover,
-        max_attempts=3,
-        timeout_seconds=5.0,
-        health=HealthConfig(
-            window_seconds=20.0,
-            min_samples=20,
-            degrade_at=0.4,
-            recover_at=0.15,
-            inline=False,
-            count_failovers=False,
-        ),
-    )
-
-
 class SimulationConfig(msgspec.Struct, frozen=True, kw_only=True):
     """What to simulate."""
 
@@ -173,32 +111,6 @@ class SimulatedPayment(msgspec.Struct, frozen=True, kw_only=True):
     bad_card: bool = False
 
 
-class Truth(msgspec.Struct, frozen=True, kw_only=True):
-    """The cause the simulator injected for a failed payment (the ``--truth`` line)."""
-
-    payment_id: str
-    category: Category
-
-
-class SimulationReport(msgspec.Struct, kw_only=True):
-    """What a run did."""
-
-    payments: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    failed_by_category: dict[str, int] = msgspec.field(default_factory=dict)
-    failovers: int = 0
-    events: int = 0
-    seconds: float = 0.0
-    truth: list[Truth] = msgspec.field(default_factory=list)
-    outcomes: dict[str, str] = msgspec.field(default_factory=dict)
-    """Each payment's status: succeeded or failed."""
-
-    @property
-    def events_per_second(self) -> float:
-        return self.events / self.seconds if self.seconds > 0 else 0.0
-
-
 # --- the world -----------------------------------------------------------------------------
 
 
@@ -211,14 +123,14 @@ class _Line:
         self.used = 0
 
 
-class _Outage(msgspec.Struct, frozen=True):
+class Outage(msgspec.Struct, frozen=True):
     channel: str
     start: float
     end: float
     kind: Literal["maintenance", "down", "unannounced"]
 
 
-class _World:
+class Population:
     """The population and the schedule of everything that happens to it."""
 
     def __init__(self, config: SimulationConfig) -> None:
@@ -234,7 +146,7 @@ class _World:
         }
         self.setup: list[Event] = []
         self.schedule: list[tuple[float, int, Event]] = []
-        self.outages: list[_Outage] = []
+        self.outages: list[Outage] = []
         seq = 0
 
         def at(t: float, event: Event) -> None:
@@ -286,7 +198,7 @@ class _World:
                             product=product,
                             overdue_minor=rng.randrange(50_000, 500_000, 100),
                             days_overdue=days,
-                            occurred_at=_ts(t),
+                            occurred_at=timestamp(t),
                         ),
                     )
                     new_status, why = "suspended", f"repayment overdue {days} days"
@@ -299,7 +211,7 @@ class _World:
                             old_score=score,
                             new_score=score - drop,
                             bureau="zhima",
-                            occurred_at=_ts(t),
+                            occurred_at=timestamp(t),
                         ),
                     )
                     if kind == "score":
@@ -315,7 +227,7 @@ class _World:
                             old_limit_minor=lines[product].limit,
                             new_limit_minor=50_000,
                             reason="limit review after missed repayments",
-                            occurred_at=_ts(t),
+                            occurred_at=timestamp(t),
                         ),
                     )
                 if new_status is not None:
@@ -327,7 +239,7 @@ class _World:
                             old_status="active",
                             new_status=new_status,
                             reason=why,
-                            occurred_at=_ts(t + 0.001),
+                            occurred_at=timestamp(t + 0.001),
                         ),
                     )
                     if rng.random() < 0.4:
@@ -340,7 +252,7 @@ class _World:
                                 old_status=new_status,
                                 new_status="active",
                                 reason="restored after review",
-                                occurred_at=_ts(back),
+                                occurred_at=timestamp(back),
                             ),
                         )
         for merchant, rules in _POLICIES.items():
@@ -362,7 +274,7 @@ class _World:
                 scenario=scenario,
                 allowed_channels=allowed,
                 reason=reason,
-                occurred_at=_ts(self.duration / 2),
+                occurred_at=timestamp(self.duration / 2),
             ),
         )
         # channel outages
@@ -377,7 +289,7 @@ class _World:
                 for o in self.outages
             ):
                 continue
-            outage = _Outage(channel, start, start + length, okind)
+            outage = Outage(channel, start, start + length, okind)
             self.outages.append(outage)
             if okind != "unannounced":
                 at(
@@ -388,8 +300,10 @@ class _World:
                         reason="scheduled maintenance"
                         if okind == "maintenance"
                         else "acquirer outage",
-                        expected_until=_ts(start + length) if okind == "maintenance" else None,
-                        occurred_at=_ts(start),
+                        expected_until=timestamp(start + length)
+                        if okind == "maintenance"
+                        else None,
+                        occurred_at=timestamp(start),
                     ),
                 )
                 at(
@@ -398,7 +312,7 @@ class _World:
                         channel=channel,
                         status="up",
                         reason="service restored",
-                        occurred_at=_ts(start + length),
+                        occurred_at=timestamp(start + length),
                     ),
                 )
         self.schedule.sort(key=lambda x: (x[0], x[1]))
@@ -468,230 +382,16 @@ class _World:
             out.append(event)
         return out
 
-    def outage(self, channel: str, t: float) -> _Outage | None:
+    def outage(self, channel: str, t: float) -> Outage | None:
         for o in self.outages:
             if o.kind == "unannounced" and o.channel == channel and o.start <= t < o.end:
                 return o
         return None
 
 
-def _ts(seconds: float) -> datetime:
+def timestamp(seconds: float) -> datetime:
     return START + timedelta(seconds=round(seconds, 3))
 
 
-def _hash01(*parts: object) -> float:
+def hash01(*parts: object) -> float:
     return random.Random(":".join(map(str, parts))).random()
-
-
-# --- the fake processor --------------------------------------------------------------------
-
-
-class FakeProcessor:
-    """A processor that does what the simulated world says: outages time out, customers
-    mistype codes and card numbers. Remembers what it injected into each attempt."""
-
-    def __init__(self, world: _World, clock: _SimClock, customers: dict[str, SimulatedPayment]):
-        self.world = world
-        self.clock = clock
-        self.customers = customers
-        self.injected: dict[tuple[str, int], Category] = {}
-
-    async def verify(
-        self, request: PaymentRequest, channel: str, attempt: int
-    ) -> Verification | None:
-        if channel not in CREDIT_PRODUCTS:
-            return None
-        customer = self.customers[request.payment_id]
-        if customer.otp == "fail":
-            self.injected[(request.payment_id, attempt)] = "user_action"
-            return Verification(
-                method="otp", failures=("wrong_code", "wrong_code", "expired"), passed=False
-            )
-        if customer.otp == "mistype_once":
-            return Verification(method="otp", failures=("wrong_code",), passed=True)
-        return Verification(method="otp")
-
-    async def authorize(
-        self, request: PaymentRequest, channel: str, attempt: int
-    ) -> ProcessorResult:
-        await anyio.lowlevel.checkpoint()
-        pid = request.payment_id
-        t = self.clock.seconds
-        if self.world.outage(channel, t) is not None:
-            roll = _hash01(self.world.config.seed, pid, attempt)
-            if roll < 0.85:
-                self.injected[(pid, attempt)] = "system"
-                if roll < 0.5:
-                    return ProcessorResult.timed_out(f"{channel} did not answer")
-                return ProcessorResult.declined("channel_unavailable", f"{channel} unreachable")
-        if channel == "bank_card" and self.customers[pid].bad_card:
-            self.injected[(pid, attempt)] = "user_action"
-            return ProcessorResult.declined("invalid_details", "card number does not check")
-        return ProcessorResult.authorized(f"AUTH-{pid}-{attempt}")
-
-
-class _SimClock:
-    """The simulated clock: the current tick's moment."""
-
-    def __init__(self) -> None:
-        self._seconds = 0.0
-        self._now = _ts(0.0)
-
-    @property
-    def seconds(self) -> float:
-        return self._seconds
-
-    @seconds.setter
-    def seconds(self, value: float) -> None:
-        self._seconds = value
-        self._now = _ts(value)
-
-    def __call__(self) -> datetime:
-        return self._now
-
-
-# --- the run -------------------------------------------------------------------------------
-
-
-class _Wave:
-    """One tick's payments, for the worker pool: workers wait for ``ready``, take payments
-    until none are left, then move on to ``after``; ``done`` is set when the last one ends.
-    A wave with ``last`` set tells the workers to stop."""
-
-    def __init__(self) -> None:
-        self.todo: deque[SimulatedPayment] = deque()
-        self.statuses: dict[str, ChannelStatus] = {}
-        self.left = 0
-        self.last = False
-        self.ready = anyio.Event()
-        self.done = anyio.Event()
-        self.after: _Wave | None = None
-
-    def start(
-        self, payments: Sequence[SimulatedPayment], statuses: dict[str, ChannelStatus]
-    ) -> _Wave:
-        """Release the workers on ``payments``; returns the wave that follows."""
-        self.todo.extend(payments)
-        self.statuses = statuses
-        self.left = len(payments)
-        self.after = _Wave()
-        self.ready.set()
-        return self.after
-
-    def stop(self) -> None:
-        self.last = True
-        self.ready.set()
-
-    def finish_one(self) -> None:
-        self.left -= 1
-        if self.left == 0:
-            self.done.set()
-
-
-async def _append_grouped(store: EventStore, events: Sequence[Event]) -> int:
-    """Append events stream by stream (each stream's in order), concurrently."""
-    by_stream: dict[str, list[Event]] = defaultdict(list)
-    for event in events:
-        by_stream[stream_of(event)].append(event)
-    async with anyio.create_task_group() as tg:
-        for stream, batch in by_stream.items():
-            tg.start_soon(_append_one, store, stream, batch)
-    return len(events)
-
-
-async def _append_one(store: EventStore, stream: str, batch: list[Event]) -> None:
-    await store.append(stream, batch)
-
-
-def _truth(
-    world: _World,
-    statuses: dict[str, ChannelStatus],
-    sim: SimulatedPayment,
-    outcome: PaymentOutcome,
-    injected: dict[tuple[str, int], Category],
-) -> Category:
-    request = sim.request
-    channel = outcome.channel or request.preferred_channel
-    allowed = world.policies.get(request.merchant, {}).get(request.scenario)
-    if allowed is not None and channel not in allowed:
-        return "channel_policy"
-    if statuses.get(channel, "up") != "up":
-        return "system"
-    if channel in CREDIT_PRODUCTS:
-        line = world.lines[request.account_id].get(channel)
-        if line is None or line.status != "active" or line.limit - line.used < request.amount_minor:
-            return "credit"
-    return injected.get((request.payment_id, outcome.attempts), "unknown")
-
-
-async def simulate(
-    store: EventStore,
-    config: SimulationConfig,
-) -> SimulationReport:
-    """Run the simulation into ``store`` (which should be empty) and report what happened."""
-    world = _World(config)
-    clock = _SimClock()
-    customers = {p.request.payment_id: p for p in world.payments}
-    processor = FakeProcessor(world, clock, customers)
-    router = Router(store, processor, simulation_routing(failover=config.failover), clock=clock)
-    report = SimulationReport()
-    started = time.perf_counter()
-    head0 = await store.head()
-    await store.import_events(ImportItem(stream=stream_of(e), event=e) for e in world.setup)
-    by_tick: dict[int, list[SimulatedPayment]] = defaultdict(list)
-    for p in world.payments:
-        by_tick[p.tick].append(p)
-
-    async def run(sim: SimulatedPayment, statuses: dict[str, ChannelStatus]) -> None:
-        outcome = await router.pay(sim.request)
-        pid = sim.request.payment_id
-        report.outcomes[pid] = outcome.status
-        if outcome.status == "succeeded" and outcome.attempts > 1:
-            report.failovers += 1
-        if outcome.status == "succeeded":
-            report.succeeded += 1
-            assert outcome.channel is not None
-            line = world.lines[sim.request.account_id].get(outcome.channel)
-            if line is not None:
-                line.used += sim.request.amount_minor
-        else:
-            report.failed += 1
-            category = _truth(world, statuses, sim, outcome, processor.injected)
-            report.truth.append(Truth(payment_id=pid, category=category))
-            report.failed_by_category[category] = report.failed_by_category.get(category, 0) + 1
-
-    # A fixed pool of ``concurrency`` workers takes each tick's payments: cheaper than a task
-    # (and a semaphore) per payment. A tick ends when its last payment is done.
-    async def worker(wave: _Wave) -> None:
-        while True:
-            await wave.ready.wait()
-            if wave.last:
-                return
-            while wave.todo:
-                await run(wave.todo.popleft(), wave.statuses)
-                wave.finish_one()
-            assert wave.after is not None
-            wave = wave.after
-
-    wave = _Wave()
-    async with anyio.create_task_group() as tg:
-        for _ in range(config.concurrency):
-            tg.start_soon(worker, wave)
-        for tick in range(world.ticks):
-            clock.seconds = tick * config.tick_seconds
-            due = world.due(clock.seconds)
-            if due:
-                await _append_grouped(store, due)
-            await router.check_health()
-            await router.view.refresh()
-            statuses = {c: router.view.channel(c).status for c in CHANNELS}
-            batch = by_tick[tick]
-            if batch:
-                current, wave = wave, wave.start(batch, statuses)
-                await current.done.wait()
-            report.payments += len(batch)
-        wave.stop()
-    report.seconds = time.perf_counter() - started
-    report.events = await store.head() - head0
-    report.truth.sort(key=lambda t: t.payment_id)
-    return report

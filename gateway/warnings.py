@@ -25,7 +25,7 @@ from typing import Final, Literal, TypeAlias
 
 import msgspec
 
-from .events import (
+from ledger.events import (
     ChannelStatusChanged,
     CreditScoreChanged,
     CreditStatusChanged,
@@ -36,7 +36,7 @@ from .events import (
     PaymentSettled,
     RepaymentOverdue,
 )
-from .store import EventStore, Record
+from ledger.store import EventStore, Record
 
 __all__ = [
     "OVERDUE_DAYS",

@@ -6,7 +6,7 @@ whose projection tables are caught up (the normal state after ``payledger import
 imported with ``--no-project`` (no projection tables: :func:`projections.account_at` must then
 find the account's payments in the log itself). Users have both.
 
-1. :func:`replay.engine.explain` of one failed payment, in process, in milliseconds: the median
+1. :func:`replay.explain` of one failed payment, in process, in milliseconds: the median
    and the 95th percentile over random failed payments (a new sample each repetition). Target:
    under 100 ms. The baseline reads, with plain ``sqlite3`` and the stream index, the streams
    of the payment, its account, its channel and its merchant's policy up to the failure, and
@@ -15,7 +15,7 @@ find the account's payments in the log itself). Users have both.
 2. The whole ``payledger --db P explain ID`` command, wall time of a fresh process (interpreter
    start, imports, opening the store, the explanation and its rendering). Target: under one
    second. The baseline is a fresh ``python`` doing the raw reads of figure 1.
-3. :func:`replay.engine.explain_failed` over the whole store, in payments/s: the payments the log
+3. :func:`replay.explain_failed` over the whole store, in payments/s: the payments the log
    holds (its ``PaymentRequested`` events) over the seconds of the pass that explains every
    failed one. Target: at least 20,000 payments/s. The baseline is a raw ``SELECT`` of every
    row (the columns a record has) with :data:`~ledger.events.DECODER` on each event: any pass
@@ -45,7 +45,7 @@ from fixtures.generate import generate_chunks
 from ledger import open_store
 from ledger.events import DECODER
 from projections import Projector
-from replay.engine import Explanation, explain, explain_failed
+from replay import Explanation, explain, explain_failed
 
 from ._util import Figure, Options, Target, scratch_dir, timed
 

@@ -7,9 +7,11 @@ Configuration, not code: a service builds a :class:`RoutingConfig` (and its
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal, TypeAlias
+from typing import Final
 
 import msgspec
+
+from causes.codes import DECLINE_CODES, DeclineAction
 
 __all__ = [
     "CREDIT_PRODUCTS",
@@ -21,27 +23,16 @@ __all__ = [
     "RoutingConfig",
 ]
 
-DeclineAction: TypeAlias = Literal["failover", "fallback_non_credit", "next_permitted", "stop"]
-"""What the router does after a decline: ``failover`` and ``next_permitted`` try the next
-eligible channel, ``fallback_non_credit`` the next eligible channel that is not a credit product
-(or stops when :attr:`RoutingConfig.credit_fallback` is off), ``stop`` abandons the payment."""
-
 DEFAULT_ACTIONS: Final[Mapping[str, DeclineAction]] = {
-    "timeout": "failover",
-    "channel_unavailable": "failover",
-    "credit_suspended": "fallback_non_credit",
-    "insufficient_credit": "fallback_non_credit",
-    "channel_not_permitted": "next_permitted",
-    "verification_failed": "stop",
-    "invalid_details": "stop",
-    "risk_blocked": "stop",
-    "unknown": "stop",
+    code: rule.action for code, rule in DECLINE_CODES.items()
 }
-"""The default decline-code table. ``verification_failed`` never fails over silently."""
+"""The default decline-code table: each code's ``action`` in :data:`causes.DECLINE_CODES`
+(``timeout`` and ``channel_unavailable`` fail over, credit declines fall back to a non-credit
+channel, ``verification_failed`` never fails over silently)."""
 
 DEFAULT_CHANNELS: Final = ("huabei", "jiebei", "bank_card", "balance")
 CREDIT_PRODUCTS: Final = frozenset({"huabei", "jiebei"})
-TECHNICAL_CODES: Final = frozenset({"timeout", "channel_unavailable"})
+TECHNICAL_CODES: Final = frozenset(code for code, rule in DECLINE_CODES.items() if rule.technical)
 """Decline codes that count as technical failures of the channel."""
 
 _ACTIONS: Final = frozenset({"failover", "fallback_non_credit", "next_permitted", "stop"})

@@ -38,9 +38,11 @@ import contextlib
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Final
 
 import anyio
 
+from causes import Moment, Scope, World, blocking
 from ledger.errors import ConcurrencyError
 from ledger.events import (
     Candidate,
@@ -67,6 +69,9 @@ from .health import ChannelHealth
 from .processor import PaymentOutcome, PaymentRequest, Processor, ProcessorResult, Verification
 
 __all__ = ["Router"]
+
+_BEFORE_THE_ATTEMPT: Final[frozenset[Scope]] = frozenset({"state"})
+"""The conditions a router can know before it tries a channel."""
 
 
 def _utcnow() -> datetime:
@@ -104,14 +109,22 @@ class Router:
         *,
         tried: Mapping[str, str] | None = None,
         non_credit_only: bool = False,
+        attempt: int = 1,
     ) -> tuple[list[Candidate], str | None, str]:
         """Every candidate channel with its eligibility and reason, the chosen channel
-        (``None``: none eligible) and the rule that chose it, from the current view."""
+        (``None``: none eligible) and the rule that chose it, from the current view.
+
+        A candidate is ineligible when a blocking condition of the world it would meet holds
+        (the ``state`` rows of :data:`causes.CONDITIONS`, the very rows the replay explains
+        failures with), when it was tried already, or when a credit decline asked for
+        non-credit channels only. A degraded channel is still tried by probe payments."""
         tried = tried or {}
         order = self.config.order_for(request.merchant, request.scenario, request.preferred_channel)
-        policy = self.view.policy(request.merchant)
-        rule = policy.rules.get(request.scenario)
-        account = self.view.account(request.account_id)
+        view = self.view
+        moment = view.world.position + 1
+        account = view.account(request.account_id)
+        policy = view.policy(request.merchant)
+        probe = self._probe(request.payment_id)
         candidates: list[Candidate] = []
         chosen: str | None = None
         for channel in order:
@@ -119,42 +132,26 @@ class Router:
             note = ""
             if channel in tried:
                 reasons.append(f"already tried ({tried[channel]})")
-            if rule is not None and channel not in rule.allowed_channels:
-                allowed = ", ".join(rule.allowed_channels) or "no channel"
-                reasons.append(
-                    f"not permitted: {request.merchant} accepts only {allowed} for "
-                    f"{request.scenario} (policy at position {rule.position})"
-                )
-            state = self.view.channel(channel)
-            if state.status in ("down", "maintenance"):
-                reasons.append(
-                    f"channel {state.status} ({state.reason}) since position "
-                    f"{state.status_position}"
-                )
-            elif state.status == "degraded":
-                if self._probe(request.payment_id):
-                    note = f"; degraded ({state.reason}), tried as a probe"
-                else:
-                    reasons.append(
-                        f"channel degraded ({state.reason}) since position {state.status_position}"
-                    )
-            if channel in self.config.credit_products:
-                if non_credit_only:
-                    reasons.append("credit declined earlier: non-credit channels only")
-                line = None if account is None else account.credit.get(channel)
-                if line is None:
-                    reasons.append(f"no {channel} credit line for account {request.account_id}")
-                elif line.status != "active":
-                    where = line.status_position or line.opened_position
-                    why = f" ({line.status_reason})" if line.status_reason else ""
-                    reasons.append(
-                        f"{channel} credit line {line.status}{why} since position {where}"
-                    )
-                elif line.available_minor < request.amount_minor:
-                    reasons.append(
-                        f"insufficient {channel} credit: available {line.available_minor} < "
-                        f"amount {request.amount_minor}"
-                    )
+            if non_credit_only and channel in self.config.credit_products:
+                reasons.append("credit declined earlier: non-credit channels only")
+            m = Moment(
+                payment_id=request.payment_id,
+                account_id=request.account_id,
+                merchant=request.merchant,
+                scenario=request.scenario,
+                amount_minor=request.amount_minor,
+                currency=request.currency,
+                attempt=attempt,
+                channel=channel,
+                world=World(
+                    position=moment, account=account, channel=view.channel(channel), policy=policy
+                ),
+            )
+            for row, cause in blocking(m, _BEFORE_THE_ATTEMPT):
+                if row.name == "channel_health" and m.world.channel.status == "degraded" and probe:
+                    note = f"; {cause.summary}, tried as a probe"
+                    continue
+                reasons.append(f"{row.category}: {cause.summary}")
             eligible = not reasons
             if eligible:
                 reason = "preferred channel" if channel == request.preferred_channel else "eligible"
@@ -434,7 +431,7 @@ class Router:
                         non_credit_only = True
                     await self.view.refresh()
                     nxt_candidates, nxt, nxt_rule = self.evaluate(
-                        request, tried=tried, non_credit_only=non_credit_only
+                        request, tried=tried, non_credit_only=non_credit_only, attempt=attempt + 1
                     )
                     if nxt is None:
                         stop_reason = (

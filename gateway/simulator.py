@@ -22,9 +22,10 @@ run with failover and one without measure the same traffic: the difference betwe
 failover does, not what its extra attempts did to the health monitor.
 
 For each failed payment the simulator knows the cause it injected (:class:`Truth`), by the
-contract's order: the merchant's policy for the last channel decided, then that channel's
-recorded status, then the account's credit line, then what the processor was told to do to the
-attempt (an outage: ``system``; a customer's failed verification or bad card: ``user_action``).
+order of CONTRACT section 7: the merchant's policy for the last channel decided, then that
+channel's recorded status, then a timeout (the caller's own observation), then the account's
+credit line, then what the customer did (a failed verification or a bad card:
+``user_action``), and last an ``channel_unavailable`` decline with nothing else to blame.
 """
 
 from __future__ import annotations
@@ -244,6 +245,9 @@ def _truth(
     outcome: PaymentOutcome,
     injected: dict[tuple[str, int], Category],
 ) -> Category:
+    """The cause the simulator knows it injected, by the order of CONTRACT rule 7.3 (policy,
+    the channel's status, a timeout the caller observed, credit, the customer), then rule 7.4
+    (an unavailable channel with nothing else to blame), from the simulator's own model."""
     request = sim.request
     channel = outcome.channel or request.preferred_channel
     allowed = world.policies.get(request.merchant, {}).get(request.scenario)
@@ -251,11 +255,18 @@ def _truth(
         return "channel_policy"
     if statuses.get(channel, "up") != "up":
         return "system"
+    if outcome.code == "timeout":
+        return "system"
     if channel in CREDIT_PRODUCTS:
         line = world.lines[request.account_id].get(channel)
         if line is None or line.status != "active" or line.limit - line.used < request.amount_minor:
             return "credit"
-    return injected.get((request.payment_id, outcome.attempts), "unknown")
+    cause = injected.get((request.payment_id, outcome.attempts))
+    if cause == "user_action":
+        return cause
+    if outcome.code == "channel_unavailable":
+        return "system"
+    return "unknown"
 
 
 async def simulate(

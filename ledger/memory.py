@@ -14,7 +14,7 @@ here: the store lives as long as the object.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +38,7 @@ from .store import (
     IntegrityReport,
     Planner,
     Prepared,
+    RawRow,
     Record,
     Stored,
     chain_hash,
@@ -274,6 +275,48 @@ class MemoryEventStore(EventStore):
 
         async for record in self._scan(lambda: self._range(from_position, to_position), keep):
             yield record
+
+    async def read_rows(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+    ) -> list[RawRow]:
+        self._check_open()
+        rows = self._rows[max(1, from_position) - 1 : max(0, to_position)]
+        if skip_types:
+            skip, keep = frozenset(skip_types), frozenset(keep_streams)
+            rows = [r for r in rows if r[_TYPE] not in skip or r[_STREAM] in keep]
+        return [r[:_HASH] for r in rows]
+
+    async def stream_bounds(
+        self,
+        prefix: str,
+        *,
+        types: Collection[str] | None = None,
+        to_position: int | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        self._check_open()
+        end = len(self._rows) if to_position is None else to_position
+        wanted = None if types is None else frozenset(types)
+        found: dict[str, tuple[int, int]] = {}
+        for stream, listed in self._streams.items():
+            if not stream.startswith(prefix) or listed[0] > end:
+                continue
+            upto = [p for p in listed if p <= end]
+            if wanted is None or any(self._rows[p - 1][_TYPE] in wanted for p in upto):
+                found[stream] = (upto[0], upto[-1])
+        return found
+
+    async def last_event(self, stream: str, *, to_position: int | None = None) -> Record | None:
+        self._check_open()
+        end = len(self._rows) if to_position is None else to_position
+        for position in reversed(self._streams.get(stream, [])):
+            if position <= end:
+                return record_from_row(self._rows[position - 1])
+        return None
 
     async def head(self) -> int:
         self._check_open()

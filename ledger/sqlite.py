@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -52,6 +52,7 @@ from .store import (
     IntegrityReport,
     Planner,
     Prepared,
+    RawRow,
     Record,
     Stored,
     chain_hash,
@@ -167,6 +168,17 @@ def _in(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
     if odd:
         sql = f"({sql} OR {column} IN ({', '.join('?' * len(odd))}))"
     return sql, [json.dumps(plain), *odd]
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string above every string that starts with ``prefix`` (SQLite compares text
+    by its UTF-8 bytes, which keeps code-point order)."""
+    if not prefix:
+        return chr(0x10FFFF) * 2
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return _after_prefix(prefix[:-1])
+    return prefix[:-1] + chr(last + 1 if last + 1 not in range(0xD800, 0xE000) else 0xE000)
 
 
 def _plan_query(streams: Sequence[str], ids: Sequence[str]) -> tuple[str, list[Any]]:
@@ -736,6 +748,72 @@ class SQLiteEventStore(EventStore):
                 return head
             with anyio.move_on_after(0.05):
                 await self._appended.wait()
+
+    # --- what the read models and the replay read (indexed) --------------------------------
+
+    async def read_rows(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+    ) -> list[RawRow]:
+        sql = f"{_SELECT} WHERE position >= ? AND position <= ?"
+        params: list[Any] = [from_position, to_position]
+        if skip_types:
+            in_types, type_params = _in("type", skip_types)
+            in_streams, stream_params = _in("stream", keep_streams)
+            sql += f" AND (NOT {in_types} OR {in_streams})"
+            params += [*type_params, *stream_params]
+        return list(await self._fetch(sql + " ORDER BY position", params))
+
+    async def stream_bounds(
+        self,
+        prefix: str,
+        *,
+        types: Collection[str] | None = None,
+        to_position: int | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        end = (1 << 63) - 1 if to_position is None else to_position
+        low, high = prefix, _after_prefix(prefix)
+        if types is None:
+            rows = await self._fetch(
+                "SELECT stream, MIN(position), MAX(position) FROM events "
+                "WHERE stream >= ? AND stream < ? AND position <= ? GROUP BY stream",
+                (low, high, end),
+            )
+        else:
+            in_types, type_params = _in("type", types)
+            rows = await self._fetch(
+                "SELECT h.stream, "
+                "(SELECT MIN(e.position) FROM events e WHERE e.stream = h.stream), "
+                "(SELECT e.position FROM events e WHERE e.stream = h.stream AND e.position <= ? "
+                "ORDER BY e.version DESC LIMIT 1) "
+                f"FROM (SELECT DISTINCT stream FROM events WHERE {in_types} AND position <= ? "
+                "AND stream >= ? AND stream < ?) h",
+                (end, *type_params, end, low, high),
+            )
+        return {str(stream): (int(first), int(last)) for stream, first, last in rows}
+
+    async def last_event(self, stream: str, *, to_position: int | None = None) -> Record | None:
+        end = (1 << 63) - 1 if to_position is None else to_position
+        rows = list(
+            await self._fetch(
+                f"{_SELECT} WHERE stream = ? AND position <= ? ORDER BY version DESC LIMIT 1",
+                (stream, end),
+            )
+        )
+        return record_from_row(rows[0]) if rows else None
+
+    async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
+        end = (1 << 63) - 1 if to_position is None else to_position
+        rows = await self._fetch(
+            "SELECT stream FROM events WHERE type = 'PaymentRequested' "
+            "AND json_extract(data, '$.account_id') = ? AND position <= ? ORDER BY position",
+            (account_id, end),
+        )
+        return [str(r[0]).removeprefix("payment-") for r in rows]
 
     # --- integrity -------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import random
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, TypeAlias
 
@@ -53,8 +53,11 @@ __all__ = [
     "ImportResult",
     "IntegrityReport",
     "Prepared",
+    "RawRow",
     "Record",
     "prepare_append",
+    "record_from_row",
+    "row_from_record",
 ]
 
 Durability: TypeAlias = Literal["full", "normal"]
@@ -561,6 +564,38 @@ def record_from_row(row: Sequence[Any]) -> Record:
     return Record(position, stream, version, event, eid, recorded_at, corr, caus)
 
 
+RawRow: TypeAlias = tuple[Any, ...]
+"""A stored event undecoded, as :meth:`EventStore.read_rows` gives it: position, stream,
+version, type, schema, occurred_at (microseconds), recorded_at (microseconds), event_id,
+correlation_id, causation_id, data (the event's JSON)."""
+
+
+def row_from_record(record: Record) -> RawRow:
+    """The :data:`RawRow` of a record (for backends that keep records, not rows)."""
+    event = record.event
+    if isinstance(event, UnknownEvent):
+        type_name, schema, data = event.type_name, 0, event.payload
+    else:
+        type_name, schema, data = (
+            event.type,
+            type(event).schema_version,
+            ENCODER.encode(event).decode(),
+        )
+    return (
+        record.position,
+        record.stream,
+        record.version,
+        type_name,
+        schema,
+        to_micros(event.occurred_at),
+        to_micros(record.recorded_at),
+        record.event_id,
+        record.correlation_id,
+        record.causation_id,
+        data,
+    )
+
+
 # --- the abstract store --------------------------------------------------------------------
 
 
@@ -660,6 +695,67 @@ class EventStore(ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    # --- what the read models and the replay read: concrete, with generic defaults that a
+    # --- backend overrides with indexed reads (no caller outside a backend writes SQL)
+
+    async def read_rows(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+    ) -> list[RawRow]:
+        """The stored rows at positions ``from_position`` to ``to_position`` (inclusive) in
+        position order, undecoded (:func:`record_from_row` decodes one): one page of a pass
+        that decodes only what it needs. Rows of ``skip_types`` are left out, except those of
+        ``keep_streams``. Ask for bounded ranges: the page is returned whole."""
+        skip = frozenset(skip_types)
+        keep = frozenset(keep_streams)
+        rows: list[RawRow] = []
+        async for rec in self.read_all(from_position, to_position=to_position):
+            if rec.type not in skip or rec.stream in keep:
+                rows.append(row_from_record(rec))
+        return rows
+
+    async def stream_bounds(
+        self,
+        prefix: str,
+        *,
+        types: Collection[str] | None = None,
+        to_position: int | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        """The first and last position (up to ``to_position``) of every stream whose name
+        starts with ``prefix`` and that holds an event of one of ``types`` (any event when
+        ``None``) up to ``to_position``."""
+        wanted = None if types is None else frozenset(types)
+        bounds: dict[str, tuple[int, int]] = {}
+        hit: set[str] = set()
+        async for rec in self.read_all(1, to_position=to_position):
+            if not rec.stream.startswith(prefix):
+                continue
+            first = bounds.get(rec.stream, (rec.position, rec.position))[0]
+            bounds[rec.stream] = (first, rec.position)
+            if wanted is None or rec.type in wanted:
+                hit.add(rec.stream)
+        return {stream: b for stream, b in bounds.items() if stream in hit}
+
+    async def last_event(self, stream: str, *, to_position: int | None = None) -> Record | None:
+        """The last event of ``stream`` at or before ``to_position`` (``None``: none)."""
+        last: Record | None = None
+        async for rec in self.read_stream(stream, to_position=to_position):
+            last = rec
+        return last
+
+    async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
+        """The ids of the payments whose ``PaymentRequested`` names ``account_id``, requested at
+        or before ``to_position``, in request order."""
+        found: list[str] = []
+        async for rec in self.query(types=["PaymentRequested"], to_position=to_position):
+            if getattr(rec.event, "account_id", None) == account_id:
+                found.append(rec.stream.removeprefix("payment-"))
+        return found
 
 
 def prepare_import(item: ImportItem) -> Prepared:

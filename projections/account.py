@@ -10,8 +10,11 @@ payment streams). A ``huabei``/``jiebei`` payment draws on the credit line of th
 - ``PaymentAuthorized`` holds its amount (``held_minor``);
 - ``PaymentSettled`` releases the attempt's hold and uses its amount (``used_minor``);
 - ``PaymentDeclined`` after an authorization, or ``PaymentAbandoned``, releases the hold;
-- ``RepaymentMade`` lowers ``used_minor`` (oldest settlement first) and clears
-  ``overdue_minor``, each up to its amount.
+- ``RepaymentMade`` lowers ``used_minor`` (never below zero) and clears ``overdue_minor``,
+  each up to its amount (CONTRACT rule 7.5).
+
+Each line also keeps its availability history (:attr:`CreditLine.steps`), so that a shortfall
+can cite the event that took available credit below an amount.
 
 The projection records facts: an authorization on a line that is not ``active`` still holds
 its amount (the replay engine, not the projection, judges whether it should have happened).
@@ -43,12 +46,14 @@ from ledger.events import (
 )
 from ledger.store import Record
 
-from .state import AccountState, CreditLine
+from .state import BEFORE_OPENING, AccountState, CreditLine, Step
 
 __all__ = [
+    "ACCOUNT_EVENT_TYPES",
+    "CREDIT_PAYMENT_EVENTS",
+    "CREDIT_PRODUCTS",
     "AccountFold",
     "Hold",
-    "Usage",
     "apply",
     "new_fold",
 ]
@@ -83,22 +88,14 @@ class Hold(msgspec.Struct, frozen=True, gc=False):
     position: int
 
 
-class Usage(msgspec.Struct, frozen=True, gc=False):
-    """A settlement not yet (fully) repaid: what is left of it, oldest first."""
-
-    position: int
-    remaining_minor: int
-
-
 class AccountFold(msgspec.Struct, frozen=True, kw_only=True):
     """What the account reducer carries: the public :class:`AccountState` plus the open holds
-    (by ``"<payment_id>#<attempt>"``) and the unrepaid settlements per product."""
+    (by ``"<payment_id>#<attempt>"``)."""
 
     state: AccountState
     known: bool = False
     """Whether the account's own stream has an event yet (an unknown account has none)."""
     holds: dict[str, Hold] = msgspec.field(default_factory=dict)
-    usage: dict[str, tuple[Usage, ...]] = msgspec.field(default_factory=dict)
 
 
 def new_fold(account_id: str) -> AccountFold:
@@ -106,31 +103,49 @@ def new_fold(account_id: str) -> AccountFold:
     return AccountFold(state=AccountState(account_id=account_id))
 
 
-def _usage_positions(fold: AccountFold, product: str) -> tuple[int, ...]:
-    held = [h.position for h in fold.holds.values() if h.product == product]
-    used = [u.position for u in fold.usage.get(product, ()) if u.remaining_minor > 0]
-    return tuple(sorted(held + used))
+# --- availability --------------------------------------------------------------------------
+
+
+def _stepped(steps: tuple[Step, ...], available: int, pos: int) -> tuple[Step, ...]:
+    """``steps`` after the event at ``pos`` moved availability to ``available``.
+
+    The last step is the current value: the event ends it (``until``), then every step not
+    higher than the new value is dropped (it can never again be the last value high enough
+    for an amount: the new one is later and at least as high)."""
+    if steps and steps[-1].available_minor == available:
+        return steps
+    out = list(steps)
+    if out:
+        out[-1] = Step(out[-1].available_minor, pos)
+    while out and out[-1].available_minor <= available:
+        out.pop()
+    out.append(Step(available, 0))
+    return tuple(out)
+
+
+def _line(line: CreditLine, pos: int, **changes: int) -> CreditLine:
+    """``line`` with ``changes`` (limit, used, held) made by the event at ``pos``, its
+    availability history extended."""
+    line = replace(line, **changes)
+    available = line.limit_minor - line.used_minor - line.held_minor
+    return replace(line, steps=_stepped(line.steps, available, pos))
 
 
 def _with_line(
     fold: AccountFold,
     line: CreditLine,
-    position: int,
+    pos: int,
     *,
     holds: dict[str, Hold] | None = None,
-    usage: dict[str, tuple[Usage, ...]] | None = None,
     known: bool | None = None,
 ) -> AccountFold:
-    fold = replace(
+    state = replace(fold.state, credit={**fold.state.credit, line.product: line}, position=pos)
+    return replace(
         fold,
+        state=state,
         holds=fold.holds if holds is None else holds,
-        usage=fold.usage if usage is None else usage,
         known=fold.known if known is None else known,
     )
-    if holds is not None or usage is not None:
-        line = replace(line, usage_positions=_usage_positions(fold, line.product))
-    state = replace(fold.state, credit={**fold.state.credit, line.product: line}, position=position)
-    return replace(fold, state=state)
 
 
 def _touch(fold: AccountFold, position: int, *, known: bool = False) -> AccountFold:
@@ -152,26 +167,21 @@ def _line_opened(fold: AccountFold, e: CreditLineOpened, pos: int) -> AccountFol
         line = CreditLine(
             product=e.product,
             currency=e.currency,
-            limit_minor=e.limit_minor,
+            limit_minor=0,
             limit_position=pos,
             opened_position=pos,
+            steps=(Step(BEFORE_OPENING, 0),),
         )
     else:  # reopened: a new limit and currency; what is used or held stays
-        line = replace(
-            old,
-            currency=e.currency,
-            limit_minor=e.limit_minor,
-            limit_position=pos,
-            opened_position=pos,
-        )
-    return _with_line(fold, line, pos, known=True)
+        line = replace(old, currency=e.currency, limit_position=pos, opened_position=pos)
+    return _with_line(fold, _line(line, pos, limit_minor=e.limit_minor), pos, known=True)
 
 
 def _limit(fold: AccountFold, e: CreditLimitChanged, pos: int) -> AccountFold:
     line = fold.state.credit.get(e.product)
     if line is None:
         return _touch(fold, pos, known=True)
-    line = replace(line, limit_minor=e.new_limit_minor, limit_position=pos)
+    line = _line(replace(line, limit_position=pos), pos, limit_minor=e.new_limit_minor)
     return _with_line(fold, line, pos, known=True)
 
 
@@ -211,106 +221,79 @@ def _overdue(fold: AccountFold, e: RepaymentOverdue, pos: int) -> AccountFold:
 
 
 def _repaid(fold: AccountFold, e: RepaymentMade, pos: int) -> AccountFold:
+    """A repayment lowers used (never below zero) and clears overdue, each up to its amount."""
     line = fold.state.credit.get(e.product)
     if line is None:
         return _touch(fold, pos, known=True)
-    applied = min(e.amount_minor, line.used_minor)
-    left = applied
-    queue: list[Usage] = []
-    for usage in fold.usage.get(e.product, ()):
-        take = min(left, usage.remaining_minor)
-        left -= take
-        if usage.remaining_minor - take > 0:
-            queue.append(Usage(usage.position, usage.remaining_minor - take))
     overdue = max(0, line.overdue_minor - e.amount_minor)
     line = replace(
         line,
-        used_minor=line.used_minor - applied,
         overdue_minor=overdue,
         days_overdue=line.days_overdue if overdue else 0,
         overdue_position=line.overdue_position if overdue else None,
     )
-    return _with_line(fold, line, pos, usage={**fold.usage, e.product: tuple(queue)}, known=True)
+    line = _line(line, pos, used_minor=max(0, line.used_minor - e.amount_minor))
+    return _with_line(fold, line, pos, known=True)
 
 
 # --- payment streams (routed here by the caller) -------------------------------------------
 
 
 def _release(fold: AccountFold, keys: list[str], pos: int) -> AccountFold:
+    """Release the holds under ``keys`` (a decline or an abandonment)."""
     if not keys:
         return _touch(fold, pos)
     holds = dict(fold.holds)
-    products: dict[str, int] = {}
     for key in keys:
         hold = holds.pop(key)
-        products[hold.product] = products.get(hold.product, 0) + hold.amount_minor
-    fold = replace(fold, holds=holds)
-    for product, amount in sorted(products.items()):
-        line = fold.state.credit.get(product)
+        line = fold.state.credit.get(hold.product)
         if line is not None:
-            line = replace(line, held_minor=max(0, line.held_minor - amount))
-            fold = _with_line(fold, line, pos, holds=holds)
-    return _touch(fold, pos)
-
-
-def _positions_of(
-    product: str, holds: dict[str, Hold], usage: dict[str, tuple[Usage, ...]]
-) -> tuple[int, ...]:
-    """:func:`_usage_positions` of a fold with these holds and usage."""
-    positions = [h.position for h in holds.values() if h.product == product]
-    positions.extend(u.position for u in usage.get(product, ()) if u.remaining_minor > 0)
-    positions.sort()
-    return tuple(positions)
+            line = _line(line, pos, held_minor=max(0, line.held_minor - hold.amount_minor))
+            fold = _with_line(fold, line, pos)
+    return _touch(replace(fold, holds=holds), pos)
 
 
 def _authorized(fold: AccountFold, e: PaymentAuthorized, pos: int) -> AccountFold:
+    """Rule 7.5: an authorization holds its amount on the line of its channel's product."""
     key = f"{e.payment_id}#{e.attempt}"
     if key in fold.holds:  # authorized again: release the first hold, then hold again
         fold = _release(fold, [key], pos)
     channel = e.channel
-    state = fold.state
-    line = state.credit.get(channel)
+    line = fold.state.credit.get(channel)
     if line is None or channel not in CREDIT_PRODUCTS:
         return _touch(fold, pos)
-    # what _with_line(fold, line + hold, pos, holds=...) does, in one step
     holds = {**fold.holds, key: Hold(channel, e.amount_minor, pos)}
-    line = replace(
-        line,
-        held_minor=line.held_minor + e.amount_minor,
-        usage_positions=_positions_of(channel, holds, fold.usage),
-    )
-    state = replace(state, credit={**state.credit, channel: line}, position=pos)
-    return replace(fold, state=state, holds=holds)
+    line = _line(line, pos, held_minor=line.held_minor + e.amount_minor)
+    return _with_line(fold, line, pos, holds=holds)
 
 
 def _settled(fold: AccountFold, e: PaymentSettled, pos: int) -> AccountFold:
+    """The attempt's hold becomes used credit; where the authorization is what took the line's
+    availability below some amount, the settlement is cited instead from now on."""
     key = f"{e.payment_id}#{e.attempt}"
     channel = e.channel
     hold = fold.holds.get(key)
     if hold is not None and hold.product != channel:  # rare: held on another product
         fold = _release(fold, [key], pos)
         hold = None
-    state = fold.state
-    line = state.credit.get(channel)
+    line = fold.state.credit.get(channel)
     if line is None or channel not in CREDIT_PRODUCTS:
         return _touch(fold if hold is None else _release(fold, [key], pos), pos)
-    # what _release(fold, [key], pos) then _with_line(fold, line + used, pos, usage=...) do,
-    # in one step: the hold (if any) is on this line
     holds = fold.holds
     held = line.held_minor
     if hold is not None:
         holds = dict(holds)
         del holds[key]
         held = max(0, held - hold.amount_minor)
-    usage = {**fold.usage, channel: (*fold.usage.get(channel, ()), Usage(pos, e.amount_minor))}
-    line = replace(
-        line,
-        held_minor=held,
-        used_minor=line.used_minor + e.amount_minor,
-        usage_positions=_positions_of(channel, holds, usage),
-    )
-    state = replace(state, credit={**state.credit, channel: line}, position=pos)
-    return replace(fold, state=state, holds=holds, usage=usage)
+        cited = hold.position
+        line = replace(
+            line,
+            steps=tuple(
+                Step(s.available_minor, pos) if s.until == cited else s for s in line.steps
+            ),
+        )
+    line = _line(line, pos, held_minor=held, used_minor=line.used_minor + e.amount_minor)
+    return _with_line(fold, line, pos, holds=holds)
 
 
 def _declined(fold: AccountFold, e: PaymentDeclined, pos: int) -> AccountFold:

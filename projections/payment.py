@@ -1,9 +1,11 @@
 """The payment projection: the request, each attempt (the channel decision with its candidates,
 the verifications, the outcome and its code), the failovers and the payment's outcome.
 
-Outcome rules: ``failed`` once the payment is abandoned; otherwise ``succeeded`` once an attempt
-is authorized or settled; otherwise ``failed`` when the last attempt was declined and no
-failover was triggered after that decline; otherwise ``pending``.
+Outcome (CONTRACT rule 7.6): ``succeeded`` once the payment has a ``PaymentSettled``;
+otherwise ``failed`` once it is abandoned, or when its highest-numbered attempt was declined and
+no ``FailoverTriggered`` follows that decline; otherwise ``pending`` (an authorized but unsettled
+payment is pending, and so is one whose failover was triggered and whose next attempt has not
+ended).
 """
 
 from __future__ import annotations
@@ -54,13 +56,12 @@ PAYMENT_EVENT_TYPES: Final = frozenset(
 
 
 def outcome_of(state: PaymentState) -> PaymentOutcome:
-    """The payment's outcome from its attempts, failovers and abandonment (module docstring)."""
+    """The payment's outcome by CONTRACT rule 7.6 (see the module docstring)."""
+    if state.settled_position is not None:
+        return "succeeded"
     if state.abandoned_position is not None:
         return "failed"
     attempts = state.attempts
-    for a in attempts:
-        if a.outcome == "authorized" or a.outcome == "settled":
-            return "succeeded"
     if attempts:
         last = attempts[-1]
         if last.outcome == "declined":
@@ -72,7 +73,7 @@ def outcome_of(state: PaymentState) -> PaymentOutcome:
     return "pending"
 
 
-def _attempt(state: PaymentState, number: int, channel: str | None) -> AttemptState:
+def _attempt(state: PaymentState, number: int, channel: str | None, pos: int) -> AttemptState:
     attempts = state.attempts
     if attempts and attempts[-1].attempt == number:  # the common case: the latest attempt
         return attempts[-1]
@@ -81,7 +82,7 @@ def _attempt(state: PaymentState, number: int, channel: str | None) -> AttemptSt
             return a
     if channel is None:
         channel = state.failovers[-1].to_channel if state.failovers else state.preferred_channel
-    return AttemptState(attempt=number, channel=channel)
+    return AttemptState(attempt=number, channel=channel, first_position=pos)
 
 
 def _put(state: PaymentState, attempt: AttemptState) -> tuple[AttemptState, ...]:
@@ -98,7 +99,7 @@ def _put(state: PaymentState, attempt: AttemptState) -> tuple[AttemptState, ...]
 
 def _decided(state: PaymentState, e: ChannelDecided, pos: int) -> PaymentState:
     a = replace(
-        _attempt(state, e.attempt, e.channel),
+        _attempt(state, e.attempt, e.channel, pos),
         channel=e.channel,
         decided_position=pos,
         candidates=tuple(e.candidates),
@@ -108,21 +109,23 @@ def _decided(state: PaymentState, e: ChannelDecided, pos: int) -> PaymentState:
 
 
 def _attempted(state: PaymentState, e: PaymentAttempted, pos: int) -> PaymentState:
-    a = replace(_attempt(state, e.attempt, e.channel), channel=e.channel, attempted_position=pos)
+    a = replace(
+        _attempt(state, e.attempt, e.channel, pos), channel=e.channel, attempted_position=pos
+    )
     return replace(state, attempts=_put(state, a), position=pos)
 
 
 def _verification_requested(
     state: PaymentState, e: VerificationRequested, pos: int
 ) -> PaymentState:
-    a = _attempt(state, e.attempt, None)
+    a = _attempt(state, e.attempt, None, pos)
     return replace(state, attempts=_put(state, a), position=pos)
 
 
 def _verified(
     state: PaymentState, e: VerificationFailed | VerificationPassed, pos: int
 ) -> PaymentState:
-    a = _attempt(state, e.attempt, None)
+    a = _attempt(state, e.attempt, None, pos)
     if isinstance(e, VerificationFailed):
         result = VerificationResult(
             method=e.method,
@@ -139,7 +142,7 @@ def _verified(
 
 def _authorized(state: PaymentState, e: PaymentAuthorized, pos: int) -> PaymentState:
     a = replace(
-        _attempt(state, e.attempt, e.channel),
+        _attempt(state, e.attempt, e.channel, pos),
         outcome="authorized",
         code=None,
         message=None,
@@ -151,18 +154,19 @@ def _authorized(state: PaymentState, e: PaymentAuthorized, pos: int) -> PaymentS
 
 def _settled(state: PaymentState, e: PaymentSettled, pos: int) -> PaymentState:
     a = replace(
-        _attempt(state, e.attempt, e.channel),
+        _attempt(state, e.attempt, e.channel, pos),
         outcome="settled",
         code=None,
         message=None,
         outcome_position=pos,
     )
-    return replace(state, attempts=_put(state, a), position=pos)
+    settled = state.settled_position if state.settled_position is not None else pos
+    return replace(state, attempts=_put(state, a), position=pos, settled_position=settled)
 
 
 def _declined(state: PaymentState, e: PaymentDeclined, pos: int) -> PaymentState:
     a = replace(
-        _attempt(state, e.attempt, e.channel),
+        _attempt(state, e.attempt, e.channel, pos),
         outcome="declined",
         code=e.code,
         message=e.message,

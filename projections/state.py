@@ -10,13 +10,14 @@ scenario accepts every channel).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal, TypeAlias
+from typing import Final, Literal, TypeAlias
 
 import msgspec
 
 from ledger.events import Candidate, ChannelStatus, CreditStatus, DeclineCode
 
 __all__ = [
+    "BEFORE_OPENING",
     "AccountState",
     "AttemptOutcome",
     "AttemptState",
@@ -27,11 +28,27 @@ __all__ = [
     "PaymentState",
     "PolicyRule",
     "PolicyState",
+    "Step",
     "VerificationResult",
 ]
 
 PaymentOutcome: TypeAlias = Literal["pending", "succeeded", "failed"]
 AttemptOutcome: TypeAlias = Literal["pending", "declined", "authorized", "settled"]
+
+
+class Step(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One step of a credit line's availability history (see :attr:`CreditLine.steps`)."""
+
+    available_minor: int
+    """limit - used - held after some event (not clamped at zero)."""
+    until: int
+    """The position of the event that moved availability away from this value; 0 while it
+    still holds."""
+
+
+BEFORE_OPENING: Final = 2**63
+"""The availability of a credit line before it opened, above any amount: the step it starts
+from, so that a line opened with too little credit cites its opening."""
 
 
 class CreditLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,19 +65,31 @@ class CreditLine(msgspec.Struct, frozen=True, kw_only=True):
     """The ``CreditLineOpened`` or ``CreditLimitChanged`` that set the limit."""
     used_minor: int = 0
     held_minor: int = 0
-    usage_positions: tuple[int, ...] = ()
-    """The events whose amounts make up ``used_minor`` and ``held_minor`` now (settlements and
-    authorizations not yet repaid or released)."""
     overdue_minor: int = 0
     days_overdue: int = 0
     overdue_position: int | None = None
     """The ``RepaymentOverdue`` behind the current overdue amount (None when nothing is due)."""
     opened_position: int
+    steps: tuple[Step, ...] = ()
+    """The availability history, reduced to what a shortfall can cite: the values that were
+    higher than every value after them (each with the event that moved it away), the current
+    value last. A hold that has since settled is cited by its ``PaymentSettled``."""
 
     @property
     def available_minor(self) -> int:
         """limit - used - held, never below zero."""
         return max(0, self.limit_minor - self.used_minor - self.held_minor)
+
+    def shortfall_position(self, amount_minor: int) -> int | None:
+        """The position of the event that took available credit below ``amount_minor`` (it has
+        stayed below since); ``None`` when ``amount_minor`` is available now."""
+        if self.limit_minor - self.used_minor - self.held_minor >= amount_minor:
+            return None
+        steps = self.steps
+        for i in range(len(steps) - 2, -1, -1):  # the latest value that was high enough
+            if steps[i].available_minor >= amount_minor:
+                return steps[i].until
+        return self.opened_position  # (a line built without steps: never by the reducers)
 
 
 class AccountState(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,6 +154,8 @@ class AttemptState(msgspec.Struct, frozen=True, kw_only=True):
 
     attempt: int
     channel: str
+    first_position: int | None = None
+    """The attempt's first own event (any type)."""
     decided_position: int | None = None
     candidates: tuple[Candidate, ...] = ()
     rule: str | None = None
@@ -161,5 +192,8 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     attempts: tuple[AttemptState, ...] = ()
     failovers: tuple[FailoverState, ...] = ()
     outcome: PaymentOutcome = "pending"
+    """CONTRACT rule 7.6 (:func:`projections.payment.outcome_of`)."""
+    settled_position: int | None = None
+    """The payment's first ``PaymentSettled``: it succeeded there, whatever follows."""
     abandoned_reason: str | None = None
     abandoned_position: int | None = None

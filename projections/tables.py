@@ -19,7 +19,7 @@ from typing import Final
 
 __all__ = ["CHECKPOINT_NAMES", "DROP", "EVENT_COLUMNS", "PROJECTION_VERSION", "SCHEMA", "TABLES"]
 
-PROJECTION_VERSION: Final = 2
+PROJECTION_VERSION: Final = 3
 """The shape of the projection tables and of the states they hold (``proj_meta.version``).
 Tables of another version are dropped and rebuilt from the events by the next projector, and
 ignored by time travel until then: they are derived data."""

@@ -12,23 +12,23 @@
 
 from __future__ import annotations
 
-from .engine import AccountView as AccountView
-from .engine import AttemptCause as AttemptCause
-from .engine import AttemptExplanation as AttemptExplanation
-from .engine import Category as Category
-from .engine import Cause as Cause
-from .engine import ChannelView as ChannelView
-from .engine import Check as Check
-from .engine import CreditView as CreditView
-from .engine import Explanation as Explanation
-from .engine import PolicyView as PolicyView
-from .engine import RootCause as RootCause
-from .engine import StateAtFailure as StateAtFailure
-from .engine import WhatIf as WhatIf
+from .batch import explain_failed as explain_failed
+from .batch import explain_payments as explain_payments
 from .engine import explain as explain
-from .engine import explain_failed as explain_failed
-from .engine import explain_payments as explain_payments
-from .engine import whatif as whatif
+from .explanation import AccountView as AccountView
+from .explanation import AttemptCause as AttemptCause
+from .explanation import AttemptExplanation as AttemptExplanation
+from .explanation import Category as Category
+from .explanation import Cause as Cause
+from .explanation import ChannelView as ChannelView
+from .explanation import Check as Check
+from .explanation import CreditView as CreditView
+from .explanation import Explanation as Explanation
+from .explanation import PolicyView as PolicyView
+from .explanation import RootCause as RootCause
+from .explanation import StateAtFailure as StateAtFailure
+from .explanation import WhatIf as WhatIf
+from .whatif import whatif as whatif
 
 __all__ = [
     "AccountView",

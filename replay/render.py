@@ -24,7 +24,7 @@ from ledger.errors import LedgerError
 from ledger.events import Event
 from ledger.store import Record
 
-from .engine import Explanation, WhatIf
+from .explanation import Explanation, WhatIf
 
 __all__ = [
     "CATEGORY_STYLE",

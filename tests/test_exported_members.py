@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-PACKAGES = ("ledger", "projections", "gateway", "replay")
+PACKAGES = ("ledger", "projections", "causes", "gateway", "replay")
 
 
 def _isort_key(name: str) -> tuple[int, str]:

@@ -114,21 +114,35 @@ class CreditLine:
     status: str = "active"
     status_pos: int = 0
     used: int = 0
-    used_by: dict[str, int] = field(default_factory=dict)  # payment id -> PaymentSettled pos
-    held_by: dict[str, tuple[int, int]] = field(default_factory=dict)  # id -> (amount, pos)
+    held_by: dict[str, tuple[int, int]] = field(default_factory=dict)  # "pid#n" -> (amount, pos)
+    history: list[list[int]] = field(default_factory=list)
+    """[cited position, availability after it] for every event that moved availability."""
 
     def available(self) -> int:
         return self.limit - self.used - sum(a for a, _ in self.held_by.values())
+
+    def moved(self, pos: int) -> None:
+        value = self.available()
+        if not self.history or self.history[-1][1] != value:
+            self.history.append([pos, value])
+
+    def below_since(self, amount: int) -> int:
+        """The event after the last time availability was at least ``amount``."""
+        for i in range(len(self.history) - 1, -1, -1):
+            if self.history[i][1] >= amount:
+                return self.history[i + 1][0]
+        return self.history[0][0]
 
 
 @dataclass
 class Attempt:
     number: int
     channel: str
-    verification_failures: list[int] = field(default_factory=list)
+    verifications: list[tuple[int, bool]] = field(default_factory=list)
     blockers: list[tuple[str, list[int]]] | None = None
     attempted_pos: int | None = None
     outcome: str = "pending"
+    outcome_pos: int = 0
     code: str | None = None
     cause: tuple[str, list[int]] | None = None
     contributing: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -143,11 +157,14 @@ class Payment:
     amount: int
     attempts: dict[int, Attempt] = field(default_factory=dict)
     abandoned: bool = False
+    settled: bool = False
+    failovers: list[int] = field(default_factory=list)
 
 
 class Oracle:
-    """Replays events and classifies each declined attempt by the contract's ordered checks,
-    on the state as of the attempt (the events before its PaymentAttempted)."""
+    """Replays events and classifies each declined attempt by CONTRACT section 7: the world is
+    the fold of the events before the attempt's PaymentAttempted; the conditions in order,
+    one cause per category; decline codes as clues."""
 
     def __init__(self) -> None:
         self.policies: dict[tuple[str, str], tuple[tuple[str, ...], int]] = {}
@@ -161,12 +178,22 @@ class Oracle:
             self.apply(rec.position, rec.event)
         return self
 
+    def _release(self, pay: Payment, key: str, pos: int) -> None:
+        for product in CREDIT_PRODUCTS:
+            line = self.credit.get((pay.account_id, product))
+            if line is not None and key in line.held_by:
+                del line.held_by[key]
+                line.moved(pos)
+
     def apply(self, pos: int, e: ev.Event) -> None:
         if isinstance(e, ev.CreditLineOpened):
-            self.credit[(e.account_id, e.product)] = CreditLine(e.limit_minor, pos)
+            line = self.credit[(e.account_id, e.product)] = CreditLine(e.limit_minor, pos)
+            line.history.append([pos, 2**63])
+            line.moved(pos)
         elif isinstance(e, ev.CreditLimitChanged):
             line = self.credit[(e.account_id, e.product)]
             line.limit, line.limit_pos = e.new_limit_minor, pos
+            line.moved(pos)
         elif isinstance(e, ev.CreditStatusChanged):
             line = self.credit[(e.account_id, e.product)]
             line.status, line.status_pos = e.new_status, pos
@@ -175,8 +202,7 @@ class Oracle:
             if e.amount_minor > line.used:
                 self.over_repaid.append(pos)
             line.used = max(0, line.used - e.amount_minor)
-            if line.used == 0:
-                line.used_by.clear()
+            line.moved(pos)
         elif isinstance(e, ev.ChannelStatusChanged):
             self.channels[e.channel] = (e.status, pos)
         elif isinstance(e, ev.ChannelPolicySet):
@@ -185,45 +211,54 @@ class Oracle:
             self.payments[e.payment_id] = Payment(
                 e.payment_id, e.account_id, e.merchant, e.scenario, e.amount_minor
             )
-        elif isinstance(e, ev.ChannelDecided):
-            self.payments[e.payment_id].attempts[e.attempt] = Attempt(e.attempt, e.channel)
-        elif isinstance(e, ev.VerificationFailed):
-            self.payments[e.payment_id].attempts[e.attempt].verification_failures.append(pos)
+        elif isinstance(e, ev.ChannelDecided):  # judged here unless a PaymentAttempted follows
+            pay = self.payments[e.payment_id]
+            att = pay.attempts[e.attempt] = Attempt(e.attempt, e.channel)
+            att.blockers = self.state_blockers(pay, att)
+        elif isinstance(e, ev.VerificationFailed | ev.VerificationPassed):
+            passed = isinstance(e, ev.VerificationPassed)
+            self.payments[e.payment_id].attempts[e.attempt].verifications.append((pos, passed))
         elif isinstance(e, ev.PaymentAttempted):
             pay = self.payments[e.payment_id]
             att = pay.attempts[e.attempt]
             att.attempted_pos = pos
-            att.blockers = self.blockers(pay, att)
+            att.blockers = self.state_blockers(pay, att)
         elif isinstance(e, ev.PaymentDeclined):
             pay = self.payments[e.payment_id]
             att = pay.attempts[e.attempt]
-            blockers = att.blockers if att.blockers is not None else self.blockers(pay, att)
-            att.outcome, att.code = "declined", e.code
-            if e.code == "invalid_details" and all(c != "user_action" for c, _ in blockers):
-                blockers = [*blockers, ("user_action", [])]
-            if not blockers and e.code in ("timeout", "channel_unavailable"):
-                blockers = [("system", [])]
-            if not blockers:
-                blockers = [("unknown", [])]
-            att.cause, att.contributing = blockers[0], blockers[1:]
+            att.outcome, att.code, att.outcome_pos = "declined", e.code, pos
+            self._release(pay, f"{e.payment_id}#{e.attempt}", pos)
         elif isinstance(e, ev.PaymentAuthorized):
             pay = self.payments[e.payment_id]
             pay.attempts[e.attempt].outcome = "authorized"
             if e.channel in CREDIT_PRODUCTS:
                 line = self.credit[(pay.account_id, e.channel)]
-                line.held_by[e.payment_id] = (e.amount_minor, pos)
+                line.held_by[f"{e.payment_id}#{e.attempt}"] = (e.amount_minor, pos)
+                line.moved(pos)
         elif isinstance(e, ev.PaymentSettled):
             pay = self.payments[e.payment_id]
+            pay.settled = True
             pay.attempts[e.attempt].outcome = "settled"
             if e.channel in CREDIT_PRODUCTS:
                 line = self.credit[(pay.account_id, e.channel)]
-                line.held_by.pop(e.payment_id, None)
+                held = line.held_by.pop(f"{e.payment_id}#{e.attempt}", None)
+                if held is not None:  # a settled hold is cited by its settlement
+                    for step in line.history:
+                        if step[0] == held[1]:
+                            step[0] = pos
                 line.used += e.amount_minor
-                line.used_by[e.payment_id] = pos
+                line.moved(pos)
+        elif isinstance(e, ev.FailoverTriggered):
+            self.payments[e.payment_id].failovers.append(pos)
         elif isinstance(e, ev.PaymentAbandoned):
-            self.payments[e.payment_id].abandoned = True
+            pay = self.payments[e.payment_id]
+            pay.abandoned = True
+            for n in pay.attempts:
+                self._release(pay, f"{e.payment_id}#{n}", pos)
 
-    def blockers(self, pay: Payment, att: Attempt) -> list[tuple[str, list[int]]]:
+    def state_blockers(self, pay: Payment, att: Attempt) -> list[tuple[str, list[int]]]:
+        """The conditions on the world at the attempt, in order (the attempt's own
+        observations are added when it is judged)."""
         found: list[tuple[str, list[int]]] = []
         policy = self.policies.get((pay.merchant, pay.scenario))
         if policy is not None and att.channel not in policy[0]:
@@ -238,24 +273,51 @@ class Oracle:
             elif line.status != "active":
                 found.append(("credit", [line.status_pos]))
             elif line.available() < pay.amount:
-                positions = [line.limit_pos, *line.used_by.values()]
-                positions += [p for _, p in line.held_by.values()]
-                found.append(("credit", sorted(positions)))
-        if att.verification_failures:
-            found.append(("user_action", list(att.verification_failures)))
+                found.append(("credit", [line.below_since(pay.amount)]))
         return found
 
+    def judge(self, att: Attempt) -> None:
+        found = list(att.blockers or [])
+        if att.code == "timeout":
+            found.append(("system", [att.outcome_pos]))
+        failures: list[int] = []
+        for pos, passed in sorted(att.verifications):
+            failures = [] if passed else [*failures, pos]
+        if failures:
+            found.append(("user_action", failures))
+        if att.code == "invalid_details":
+            found.append(("user_action", [att.outcome_pos]))
+        order = {c: i for i, c in enumerate(CATEGORIES)}
+        found.sort(key=lambda cp: order[cp[0]])  # stable: the rows' order within a category
+        first_of: dict[str, list[int]] = {}
+        for category, positions in found:
+            first_of.setdefault(category, positions)
+        causes = list(first_of.items())
+        if not causes:
+            if att.code == "channel_unavailable":
+                causes = [("system", [att.outcome_pos])]
+            else:
+                causes = [("unknown", [])]
+        att.cause, att.contributing = causes[0], causes[1:]
+
     def outcome(self, payment_id: str) -> str:
-        attempts = sorted(self.payments[payment_id].attempts.values(), key=lambda a: a.number)
-        if any(a.outcome == "settled" for a in attempts):
+        pay = self.payments[payment_id]
+        attempts = sorted(pay.attempts.values(), key=lambda a: a.number)
+        if pay.settled:
             return "succeeded"
-        if attempts and attempts[-1].outcome == "declined":
+        if pay.abandoned:
             return "failed"
-        return "failed" if self.payments[payment_id].abandoned else "pending"
+        if attempts and attempts[-1].outcome == "declined":
+            if not any(f > attempts[-1].outcome_pos for f in pay.failovers):
+                return "failed"
+        return "pending"
 
     def explain(self, payment_id: str) -> dict[str, Any]:
         pay = self.payments[payment_id]
         attempts = sorted(pay.attempts.values(), key=lambda a: a.number)
+        for a in attempts:
+            if a.outcome == "declined":
+                self.judge(a)
         outcome = self.outcome(payment_id)
         root: dict[str, Any] | None = None
         if outcome == "failed":

@@ -1,5 +1,6 @@
-"""The replay engine's rules on small hand-written logs: the moment an attempt is judged, the
-decline code as a clue only, unfinished and pending payments, several failed attempts."""
+"""The replay engine's rules on small hand-written logs (CONTRACT section 7): the moment an
+attempt is judged, the decline code as a clue only, unfinished and pending payments, several
+failed attempts. Each explanation is checked against the batch pass too."""
 
 from __future__ import annotations
 
@@ -80,15 +81,19 @@ async def _explain(log: Log) -> Explanation:
 
 
 @pytest.mark.anyio
-async def test_a_status_change_between_attempt_and_decline_counts(log: Log) -> None:
+async def test_a_status_change_between_attempt_and_decline_does_not_count(log: Log) -> None:
+    """Rule 7.1: the world an attempt met is the fold of the events below its
+    ``PaymentAttempted``; an outage recorded after it, even before its decline, is not it."""
     await log.account(huabei=1_000_000)
     await log.request()
-    await log.attempt()
-    down = await log.add(ev.ChannelStatusChanged, channel="huabei", status="down", reason="x")
+    attempted = await log.attempt()
+    await log.add(ev.ChannelStatusChanged, channel="huabei", status="down", reason="x")
     await log.decline("unknown")
     exp = await _explain(log)
     assert exp.root_cause is not None
-    assert (exp.root_cause.category, exp.root_cause.evidence) == ("system", (down,))
+    assert (exp.root_cause.category, exp.root_cause.evidence) == ("unknown", ())
+    assert f"before position {attempted}" in exp.root_cause.summary
+    assert exp.attempts[0].moment == attempted
 
 
 @pytest.mark.anyio
@@ -100,7 +105,7 @@ async def test_a_timeout_on_a_healthy_channel_is_its_own_evidence(log: Log) -> N
     exp = await _explain(log)
     assert exp.root_cause is not None
     assert (exp.root_cause.category, exp.root_cause.evidence) == ("system", (declined,))
-    assert "only evidence" in exp.root_cause.summary
+    assert "observed" in exp.root_cause.summary
 
 
 @pytest.mark.anyio
@@ -174,9 +179,9 @@ async def test_repaid_usage_is_not_evidence(log: Log) -> None:
     exp = await _explain(log)
     assert exp.root_cause is not None
     assert exp.root_cause.category == "credit"
-    # the first settlement was repaid (oldest first); the limit and the second one remain
-    assert settled not in exp.root_cause.evidence
-    assert exp.root_cause.evidence == (2, settled + 1)
+    # 200,000 - 50,000 left exactly 150,000; the second settlement took it below the amount
+    # (the repayment brought it back to 110,000 only): that settlement is the evidence
+    assert exp.root_cause.evidence == (settled + 1,)
 
 
 @pytest.mark.anyio
@@ -218,13 +223,13 @@ async def test_a_verification_passed_after_a_slip_is_not_the_cause(log: Log) -> 
         remaining_tries=2,
     )
     await log.add(ev.VerificationPassed, payment_id=PID, attempt=1, method="otp")
-    await log.attempt()
-    declined = await log.decline("verification_failed")
+    attempted = await log.attempt()
+    await log.decline("verification_failed")
     exp = await _explain(log)
     assert exp.root_cause is not None
     assert exp.root_cause.category == "unknown"
     assert "VerificationFailed" in exp.root_cause.summary
-    assert f"before position {declined}" in exp.root_cause.summary
+    assert f"before position {attempted}" in exp.root_cause.summary
 
 
 @pytest.mark.anyio

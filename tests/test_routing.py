@@ -183,8 +183,8 @@ async def test_policy_routes_to_a_permitted_channel(store: EventStore) -> None:
     assert (outcome.status, outcome.channel) == ("succeeded", "bank_card")
     (decision,) = decided(await events_of(store))
     assert decision.channel == "bank_card"
-    assert "not permitted" in reason(decision, "huabei")
-    assert "not permitted" in reason(decision, "balance")
+    assert "channel_policy: zd-auto accepts only bank_card" in reason(decision, "huabei")
+    assert "channel_policy: zd-auto accepts only bank_card" in reason(decision, "balance")
 
 
 async def test_channel_down_is_routed_around(store: EventStore) -> None:
@@ -196,7 +196,7 @@ async def test_channel_down_is_routed_around(store: EventStore) -> None:
     outcome = await Router(store, Script(), clock=Clock()).pay(request())
     assert outcome.channel == "jiebei"
     (decision,) = decided(await events_of(store))
-    assert "channel down (outage)" in reason(decision, "huabei")
+    assert "system: huabei was down (outage)" in reason(decision, "huabei")
 
 
 async def test_suspended_credit_is_routed_around(store: EventStore) -> None:
@@ -224,8 +224,9 @@ async def test_insufficient_credit_is_routed_around(store: EventStore) -> None:
     outcome = await Router(store, Script(), clock=Clock()).pay(request())
     assert outcome.channel == "bank_card"
     (decision,) = decided(await events_of(store))
-    assert "insufficient huabei credit: available 100000 < amount 300000" in reason(
-        decision, "huabei"
+    assert (
+        "credit: huabei available credit 1,000.00 CNY was below the 3,000.00 CNY amount"
+        in reason(decision, "huabei")
     )
 
 
@@ -236,7 +237,10 @@ async def test_credit_used_by_earlier_payments_counts(store: EventStore) -> None
     second = await router.pay(request("P2"))
     assert (first.channel, second.channel) == ("huabei", "bank_card")
     (decision,) = decided(await events_of(store, "P2"))
-    assert "available 200000" in reason(decision, "huabei")
+    assert (
+        "available credit 2,000.00 CNY was below the 3,000.00 CNY amount since position 7"
+        in reason(decision, "huabei")
+    )
 
 
 async def test_no_eligible_channel_abandons_with_the_candidates(store: EventStore) -> None:
@@ -634,7 +638,7 @@ async def test_failures_degrade_a_channel_and_it_is_routed_around(store: EventSt
     assert outcome.channel == "jiebei"
     assert [c for _, c, _ in script.calls] == ["jiebei"]
     (decision,) = decided(await events_of(store, "P9"))
-    assert "channel degraded (failure rate 1.00" in reason(decision, "huabei")
+    assert "system: huabei was degraded (failure rate 1.00" in reason(decision, "huabei")
 
 
 async def test_a_degraded_channel_recovers_through_probes(store: EventStore) -> None:

@@ -14,8 +14,8 @@ from gateway.simulator import SimulationConfig, SimulationReport, simulate
 from ledger import EventStore, open_store
 from ledger.events import ChannelStatusChanged
 from projections import payment_at
+from replay import explain
 from replay.cli import main
-from replay.engine import explain
 
 pytestmark = pytest.mark.anyio
 

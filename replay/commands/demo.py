@@ -18,7 +18,8 @@ from ledger import open_store
 from ledger.codec import read_lines
 
 from .. import incidents
-from ..engine import Explanation, explain
+from ..engine import explain
+from ..explanation import Explanation
 from ..render import CATEGORY_STYLE, render_explanation
 from ._common import add_command, console, print_json
 from .explain import evidence_records

@@ -10,7 +10,8 @@ from typing import Any
 from ledger.errors import LedgerError
 from ledger.store import EventStore, Record
 
-from ..engine import explain, explain_failed
+from ..batch import explain_failed
+from ..engine import explain
 from ..render import parse_timestamp, progress_bar, render_explanation, render_failed_table
 from ._common import add_command, console, err_console, open_db, print_json
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.store import EventStore
 
-from ..engine import explain_payments
+from ..batch import explain_payments
 from ..render import progress_bar, render_stats
 from ._common import add_command, console, err_console, open_db, print_json
 

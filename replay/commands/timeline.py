@@ -12,7 +12,8 @@ from ledger.errors import NotFoundError
 from ledger.store import EventStore, Record
 from projections import payment_at
 
-from ..engine import Explanation, explain
+from ..engine import explain
+from ..explanation import Explanation
 from ..render import record_doc, render_timeline
 from ._common import add_command, console, open_db, print_json
 from .explain import evidence_records

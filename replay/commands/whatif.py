@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..engine import whatif
 from ..render import render_whatif
+from ..whatif import whatif
 from ._common import add_command, console, open_db, print_json
 
 

@@ -1,0 +1,322 @@
+"""Every payment of a log explained in one pass, with the answers :func:`replay.explain` gives.
+
+The pass folds accounts, channels and policies with the projections' reducers as it reads the
+log in position order. At each attempt's moment (its ``PaymentAttempted``, or its first own
+event, CONTRACT rule 7.1) it keeps the world the attempt met: references to the immutable
+account and policy states and a copy of the (few) channel states. A payment is explained when
+the pass reaches its last event (the store says where each payment stream ends, so an event
+appended to a payment after it settled or was abandoned is never missed, rule 7.2), from its
+folded state and those worlds, by :func:`replay.assemble.assemble`.
+
+Explaining failed payments only, the pass keeps only the payments that can fail (those with a
+``PaymentDeclined`` or a ``PaymentAbandoned``) and asks the store for the events that concern
+nothing but their payment (decisions, attempts, verifications, failovers: more than a third of a
+log) only for those, page by page. Everything else is read for every payment: the events that
+move an account (authorizations, settlements) and the account, channel and policy streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+import msgspec
+
+from causes import World
+from ledger.errors import UnknownEventTypeError
+from ledger.events import CATALOGUE, PaymentAttempted, UnknownEvent
+from ledger.store import EventStore, RawRow, Record, record_from_row
+from projections import account as account_projection
+from projections import channel as channel_projection
+from projections import payment as payment_projection
+from projections import policy as policy_projection
+from projections.account import ACCOUNT_EVENT_TYPES, CREDIT_PRODUCTS, AccountFold
+from projections.payment import PAYMENT_EVENT_TYPES
+from projections.state import AccountState, ChannelState, PaymentState, PolicyState
+
+from .assemble import assemble
+from .explanation import Explanation
+
+__all__ = ["explain_failed", "explain_payments"]
+
+_T = TypeVar("_T")
+_PAGE: Final = 8192
+_ENDINGS: Final = ("PaymentDeclined", "PaymentAbandoned")
+"""The events without which a payment never fails (rule 7.6)."""
+_MOVES_ACCOUNT: Final = frozenset(
+    {"PaymentAuthorized", "PaymentSettled", "PaymentDeclined", "PaymentAbandoned"}
+)
+_QUIET: Final = frozenset(PAYMENT_EVENT_TYPES - _MOVES_ACCOUNT - {"PaymentRequested"})
+"""Payment events that touch nothing but their payment."""
+_SKIPPED: Final = sorted(_QUIET)
+"""Read for the payments kept only."""
+
+
+class _RequestedOf(msgspec.Struct):
+    """What the pass needs of every ``PaymentRequested``."""
+
+    account_id: str
+    merchant: str
+
+
+_REQUESTED_OF: Final = msgspec.json.Decoder(_RequestedOf)
+_SCHEMAS: Final = {name: cls.schema_version for name, cls in CATALOGUE.items()}
+
+_Capture = tuple[int, AccountState | None, dict[str, ChannelState], PolicyState | None]
+"""What an attempt met: its moment, the account, every channel, the merchant's policy."""
+
+
+class _Open:
+    """A payment the pass will explain, read so far."""
+
+    __slots__ = ("account_id", "attempted", "captures", "last", "merchant", "records")
+
+    def __init__(self, last: int) -> None:
+        self.last = last
+        """The position of the payment stream's last event: where it is explained."""
+        self.account_id: str | None = None
+        self.merchant: str | None = None
+        self.records: list[Record] = []
+        self.captures: dict[int, _Capture] = {}
+        self.attempted: set[int] = set()
+        """Attempts captured at their ``PaymentAttempted`` (no later own event moves them)."""
+
+
+class _Pass:
+    """Accounts, channels and policies as of the row being read, and the payments open."""
+
+    def __init__(self, bounds: dict[str, tuple[int, int]]) -> None:
+        self.accounts: dict[str, AccountFold] = {}
+        self.channels: dict[str, ChannelState] = {}
+        self.policies: dict[str, PolicyState] = {}
+        self.account_of: dict[str, str] = {}
+        """The account of every payment requested so far (its first request stands)."""
+        self.bounds = bounds
+        self.open: dict[str, _Open] = {}
+
+    # --- the world ----------------------------------------------------------------------
+
+    def _to_account(self, account_id: str, record: Record) -> None:
+        fold = self.accounts.get(account_id)
+        if fold is None:
+            fold = account_projection.new_fold(account_id)
+        self.accounts[account_id] = account_projection.apply(fold, record)
+
+    def _capture(self, entry: _Open, position: int) -> _Capture:
+        fold = None if entry.account_id is None else self.accounts.get(entry.account_id)
+        policy = None if entry.merchant is None else self.policies.get(entry.merchant)
+        account = fold.state if fold is not None and fold.known else None
+        return (position, account, dict(self.channels), policy)
+
+    # --- a row --------------------------------------------------------------------------
+
+    def apply(self, row: RawRow) -> Explanation | bool | None:
+        """Fold one row; returns the explanation of the payment it ends (``False``: it ends a
+        payment that has none to give), else ``None``."""
+        type_name: str = row[3]
+        stream: str = row[1]
+        if type_name in ACCOUNT_EVENT_TYPES:
+            record = record_from_row(row)
+            self._to_account(record.event.account_id, record)  # type: ignore[attr-defined]
+            return None
+        if type_name == "ChannelStatusChanged":
+            record = record_from_row(row)
+            name: str = record.event.channel  # type: ignore[attr-defined]
+            state = self.channels.get(name) or channel_projection.new_state(name)
+            self.channels[name] = channel_projection.apply(state, record)
+            return None
+        if type_name == "ChannelPolicySet":
+            record = record_from_row(row)
+            merchant: str = record.event.merchant  # type: ignore[attr-defined]
+            state_p = self.policies.get(merchant) or policy_projection.new_state(merchant)
+            self.policies[merchant] = policy_projection.apply(state_p, record)
+            return None
+        if type_name not in PAYMENT_EVENT_TYPES:
+            record = record_from_row(row)
+            if isinstance(record.event, UnknownEvent):
+                raise UnknownEventTypeError(record.event.type_name, record.position)
+            return None  # pragma: no cover - every catalogue type is routed above
+        return self._payment_row(row, type_name, stream)
+
+    def _payment_row(self, row: RawRow, type_name: str, stream: str) -> Explanation | bool | None:
+        position: int = row[0]
+        payment_id = stream[8:]  # "payment-<id>"
+        entry = self.open.get(stream)
+        if entry is None and stream in self.bounds:
+            entry = self.open[stream] = _Open(self.bounds[stream][1])
+        if type_name == "PaymentRequested" and payment_id not in self.account_of:
+            if _SCHEMAS[type_name] == row[4]:
+                try:
+                    head = _REQUESTED_OF.decode(row[10])
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    head = None
+            else:
+                head = None
+            if head is None:  # upcast, or not decodable: record_from_row says why
+                event: Any = record_from_row(row).event
+                head = _RequestedOf(event.account_id, event.merchant)
+            self.account_of[payment_id] = head.account_id
+            if entry is not None:
+                entry.account_id, entry.merchant = head.account_id, head.merchant
+        if entry is None:
+            if type_name in _MOVES_ACCOUNT:
+                self._move_account(payment_id, record_from_row(row))
+            return None
+        record = record_from_row(row)
+        attempt: int | None = getattr(record.event, "attempt", None)
+        if attempt is not None and entry.account_id is not None:
+            if type(record.event) is PaymentAttempted:
+                entry.captures[attempt] = self._capture(entry, position)
+                entry.attempted.add(attempt)
+            elif attempt not in entry.captures:
+                entry.captures[attempt] = self._capture(entry, position)
+        if type_name in _MOVES_ACCOUNT:
+            self._move_account(payment_id, record)
+        entry.records.append(record)
+        if position < entry.last:
+            return None
+        del self.open[stream]
+        return self._explain(entry)
+
+    def _move_account(self, payment_id: str, record: Record) -> None:
+        """Route a payment event to its account, unless it cannot move a credit line (a card
+        or wallet payment that holds nothing)."""
+        account_id = self.account_of.get(payment_id)
+        if account_id is None:
+            return  # no request yet: the payment does not exist for the account either
+        fold = self.accounts.get(account_id)
+        if fold is not None and getattr(record.event, "channel", None) not in CREDIT_PRODUCTS:
+            prefix = payment_id + "#"
+            if not any(key.startswith(prefix) for key in fold.holds):
+                return
+        self._to_account(account_id, record)
+
+    def _explain(self, entry: _Open) -> Explanation | bool:
+        state: PaymentState | None = None
+        for record in entry.records:
+            state = payment_projection.apply(state, record)
+        if state is None:
+            return False  # never requested: nothing to explain
+        worlds: dict[int, World] = {}
+        for a in state.attempts:
+            captured = entry.captures.get(a.attempt)
+            if captured is None:
+                continue
+            position, account, channels, policy = captured
+            worlds[a.attempt] = World(
+                position=position,
+                account=account,
+                channel=channels.get(a.channel) or channel_projection.new_state(a.channel),
+                policy=policy or policy_projection.new_state(state.merchant),
+            )
+        return assemble(state, worlds)
+
+
+# --- reading the log ----------------------------------------------------------------------
+
+
+async def _read_ahead(
+    head: int, page: Callable[[int, int], Awaitable[list[_T]]]
+) -> AsyncIterator[list[_T]]:
+    """``page(low, high)`` for every page of positions up to ``head``. On asyncio the next
+    page's query runs in the store's thread while the caller works on the current one."""
+    if head == 0:
+        return
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:  # another event loop (trio): no read-ahead
+        for low in range(1, head + 1, _PAGE):
+            yield await page(low, min(head, low + _PAGE - 1))
+        return
+    ahead: asyncio.Future[list[_T]] | None = asyncio.ensure_future(page(1, min(head, _PAGE)))
+    low = 1
+    try:
+        while ahead is not None:
+            items = await ahead
+            low += _PAGE
+            ahead = (
+                asyncio.ensure_future(page(low, min(head, low + _PAGE - 1)))
+                if low <= head
+                else None
+            )
+            await asyncio.sleep(0)  # let the next query start before the caller works
+            yield items
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+
+
+class _Window:
+    """The payment streams kept whose events may lie in a page of positions."""
+
+    def __init__(self, bounds: dict[str, tuple[int, int]]) -> None:
+        ordered = sorted(bounds.items(), key=lambda kv: kv[1][0])
+        self.firsts = [b[0] for _, b in ordered]
+        self.items = ordered
+
+    def streams(self, low: int, high: int) -> list[str]:
+        end = bisect.bisect_right(self.firsts, high)
+        # a stream starting before ``low`` may still be open: those ending at or after ``low``
+        return [s for s, (_, last) in self.items[:end] if last >= low]
+
+
+async def explain_payments(
+    store: EventStore,
+    *,
+    failed_only: bool = False,
+    since: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AsyncIterator[Explanation]:
+    """Explain every payment (every failed one with ``failed_only``) in one streaming pass
+    over the log, with the answers :func:`replay.explain` gives.
+
+    ``since`` keeps the payments requested at or after that moment. Each payment is explained
+    when the pass reaches its last event (so in the order of their last events);
+    ``progress(position)`` is called after every page.
+    """
+    head = await store.head()
+    bounds = await store.stream_bounds(
+        "payment-", types=_ENDINGS if failed_only else None, to_position=head
+    )
+    fold = _Pass(bounds)
+    window = _Window(bounds) if failed_only else None
+
+    async def page(low: int, high: int) -> list[RawRow]:
+        if window is None:
+            return await store.read_rows(low, high)
+        return await store.read_rows(
+            low, high, skip_types=_SKIPPED, keep_streams=window.streams(low, high)
+        )
+
+    last = 0
+    async for rows in _read_ahead(head, page):
+        for row in rows:
+            done = fold.apply(row)
+            if isinstance(done, Explanation):
+                if failed_only and done.outcome != "failed":
+                    continue
+                if since is not None and done.requested_at < since:
+                    continue
+                yield done
+            last = row[0]
+        if progress is not None and last:
+            progress(last)
+    if progress is not None:
+        progress(head)
+
+
+async def explain_failed(
+    store: EventStore,
+    *,
+    since: datetime | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> AsyncIterator[Explanation]:
+    """Explain every failed payment of the log (requested at or after ``since``), in one
+    streaming pass; each explanation is the one :func:`replay.explain` gives."""
+    async for explanation in explain_payments(
+        store, failed_only=True, since=since, progress=progress
+    ):
+        yield explanation

@@ -307,9 +307,13 @@ class Oracle:
             return "succeeded"
         if pay.abandoned:
             return "failed"
-        if attempts and attempts[-1].outcome == "declined":
-            if not any(f > attempts[-1].outcome_pos for f in pay.failovers):
-                return "failed"
+        last = attempts[-1] if attempts else None
+        if (
+            last is not None
+            and last.outcome == "declined"
+            and not any(f > last.outcome_pos for f in pay.failovers)
+        ):
+            return "failed"
         return "pending"
 
     def explain(self, payment_id: str) -> dict[str, Any]:

@@ -24,6 +24,13 @@ checks it. :func:`tree_root`, :func:`inclusion_proof` and :func:`consistency_pro
 a :class:`NodeSource`; :class:`MemoryNodeSource` is the reference one.
 
 Auditing: :func:`verify_inclusion` and :func:`verify_consistency` need no store.
+
+The node table is derived data. A proof is checked before it is returned: where a stored node
+covers a rewritten event, the disagreement raises :class:`~ledger.errors.IntegrityError`;
+elsewhere (the last partial block) the proof's root differs from any checkpoint signed before.
+Checking the log itself against a signed checkpoint must fold the events' chain hashes
+(:func:`merkle_root`, or a :class:`Frontier` over a streamed read), never trust the stored
+nodes, which a tamperer may have left as they were.
 """
 
 from __future__ import annotations

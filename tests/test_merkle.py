@@ -614,6 +614,31 @@ def test_missing_or_altered_stored_nodes_are_integrity_errors() -> None:
         run(inclusion_proof, TamperedSource(leaves, None, NodeId(2, 4)), 20, 36)
 
 
+class RewrittenSource(MemoryNodeSource):
+    """A store whose event at one leaf was rewritten (chain hash and all), nodes left intact."""
+
+    def __init__(self, leaves: list[bytes], rewritten: int) -> None:
+        super().__init__(leaves, threshold=2)
+        self.rewritten = rewritten
+
+    async def leaves(self, ranges: Sequence[tuple[int, int]]) -> Sequence[Sequence[bytes]]:
+        got = [list(r) for r in await super().leaves(ranges)]
+        for (lo, hi), values in zip(ranges, got, strict=True):
+            if lo <= self.rewritten < hi:
+                values[self.rewritten - lo] = sha(b"rewritten")
+        return got
+
+
+def test_a_rewritten_event_under_stored_nodes_gives_no_proof() -> None:
+    leaves = leaves_for(42)  # blocks of 4 leaves: [40, 42) is the partial one
+    with pytest.raises(IntegrityError, match="does not verify"):
+        run(inclusion_proof, RewrittenSource(leaves, 13), 13)
+    # In the last partial block nothing stored covers it: the proof verifies, but against a
+    # root that is not the one a checkpoint of the original log holds.
+    proof = run(inclusion_proof, RewrittenSource(leaves, 41), 41)
+    assert proof.root_hash != ref_mth(leaves)
+
+
 # --- the JSON shape (CONTRACT section 8) -------------------------------------------------------
 
 

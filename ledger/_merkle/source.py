@@ -37,7 +37,9 @@ __all__ = [
 
 
 class NodeSource(Protocol):
-    """What a store offers the Merkle layer, read in one consistent snapshot of its log."""
+    """What a store offers the Merkle layer. ``size`` is read once per call; the two fetches
+    need not share a transaction, since stored nodes and leaves never change once written and
+    every plan stays within ``size``."""
 
     @property
     def size(self) -> int:

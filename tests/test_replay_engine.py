@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from logs import CHANNELS, SCENARIOS, later_event, run
 
 import fixtures
 from fixtures.generate import generate
@@ -271,62 +272,6 @@ async def test_since_keeps_later_payments(generated: tuple[Path, dict[str, str]]
 # --- later events never change an explanation ----------------------------------------------
 
 T_LATER = datetime(2026, 4, 1, tzinfo=UTC)
-CHANNELS = ("huabei", "jiebei", "bank_card", "balance")
-STATUSES = ("active", "limited", "suspended", "frozen", "closed")
-SCENARIOS = ("car_loan_down_payment", "car_loan_deposit", "car_loan_instalment", "retail")
-
-
-def _later_event(draw: Callable[[Any], Any], account: str, merchant: str, n: int) -> ev.Event:
-    at = T_LATER + timedelta(minutes=n)
-    kind = draw(st.sampled_from(["channel", "policy", "status", "limit", "repay", "overdue"]))
-    product = draw(st.sampled_from(("huabei", "jiebei")))
-    if kind == "channel":
-        return ev.ChannelStatusChanged(
-            occurred_at=at,
-            channel=draw(st.sampled_from(CHANNELS)),
-            status=draw(st.sampled_from(("up", "degraded", "down", "maintenance"))),
-            reason="later",
-        )
-    if kind == "policy":
-        return ev.ChannelPolicySet(
-            occurred_at=at,
-            merchant=merchant,
-            scenario=draw(st.sampled_from(SCENARIOS)),
-            allowed_channels=tuple(draw(st.lists(st.sampled_from(CHANNELS), unique=True))),
-            reason="later",
-        )
-    if kind == "status":
-        return ev.CreditStatusChanged(
-            occurred_at=at,
-            account_id=account,
-            product=product,
-            old_status=draw(st.sampled_from(STATUSES)),
-            new_status=draw(st.sampled_from(STATUSES)),
-            reason="later",
-        )
-    if kind == "limit":
-        return ev.CreditLimitChanged(
-            occurred_at=at,
-            account_id=account,
-            product=product,
-            old_limit_minor=100,
-            new_limit_minor=draw(st.integers(0, 10**9)),
-            reason="later",
-        )
-    if kind == "repay":
-        return ev.RepaymentMade(
-            occurred_at=at,
-            account_id=account,
-            product=product,
-            amount_minor=draw(st.integers(1, 10**8)),
-        )
-    return ev.RepaymentOverdue(
-        occurred_at=at,
-        account_id=account,
-        product=product,
-        overdue_minor=draw(st.integers(0, 10**8)),
-        days_overdue=draw(st.integers(0, 90)),
-    )
 
 
 def _later_payment(
@@ -377,7 +322,7 @@ def later_logs(draw: Callable[[Any], Any]) -> tuple[str, str, list[ev.Event]]:
         if draw(st.integers(0, 3)) == 0:
             events += _later_payment(draw, account, merchant, n)
         else:
-            events.append(_later_event(draw, account, merchant, n))
+            events.append(later_event(draw, account, merchant, T_LATER + timedelta(minutes=n)))
     return name, payment_id, events
 
 
@@ -392,10 +337,6 @@ def _account_and_merchant() -> dict[str, tuple[str, str]]:
 
 
 _ACCOUNT_AND_MERCHANT = _account_and_merchant()
-
-
-def _run(fn: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    anyio.run(fn)
 
 
 @settings(max_examples=40)
@@ -419,7 +360,7 @@ def test_later_events_never_change_an_explanation(
         assert after == before
         assert batch_before == batch_after == before
 
-    _run(body)
+    run(body)
 
 
 async def _batch(store: EventStore, payment_id: str) -> bytes:

@@ -14,7 +14,7 @@ from gateway.simulator import SimulationConfig, SimulationReport, simulate
 from ledger import EventStore, open_store
 from ledger.events import ChannelStatusChanged
 from projections import payment_at
-from replay import explain
+from replay import explain, explain_failed
 from replay.cli import main
 
 pytestmark = pytest.mark.anyio
@@ -138,3 +138,25 @@ def test_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     with pytest.raises(SystemExit) as exit_info:
         main(["--db", str(tmp_path / "x.db"), "simulate", "--payments", "-1"])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("seed", "payments", "failover"),
+    [(1, 150, True), (2, 700, False), (5, 400, True), (11, 1000, True), (23, 260, False)],
+)
+async def test_explain_agrees_with_the_truth_for_other_seeds_and_sizes(
+    seed: int, payments: int, failover: bool
+) -> None:
+    """The simulator injects causes by CONTRACT section 7; for every failed payment, one
+    explain and the batch pass find exactly the injected category."""
+    async with open_store(":memory:") as store:
+        report = await simulate(
+            store, SimulationConfig(payments=payments, seed=seed, failover=failover)
+        )
+        await check_explanations(store, report)
+        truth = {t.payment_id: t.category for t in report.truth}
+        batch = {
+            e.payment_id: (e.root_cause.category if e.root_cause else None)
+            async for e in explain_failed(store)
+        }
+        assert batch == truth

@@ -35,14 +35,11 @@ appended since its last look, so decisions reflect the log, including other writ
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Final
 
 import anyio
 
-from causes import Moment, Scope, World, blocking
 from ledger.errors import ConcurrencyError
 from ledger.events import (
     Candidate,
@@ -57,21 +54,17 @@ from ledger.events import (
     PaymentDeclined,
     PaymentRequested,
     PaymentSettled,
-    VerificationFailed,
-    VerificationPassed,
-    VerificationRequested,
 )
 from ledger.store import EventStore
 from projections.view import StateView
 
+from .attempt import run_attempt
+from .candidates import clip, evaluate
 from .config import TECHNICAL_CODES, RoutingConfig
 from .health import ChannelHealth
-from .processor import PaymentOutcome, PaymentRequest, Processor, ProcessorResult, Verification
+from .processor import PaymentOutcome, PaymentRequest, Processor
 
 __all__ = ["Router"]
-
-_BEFORE_THE_ATTEMPT: Final[frozenset[Scope]] = frozenset({"state"})
-"""The conditions a router can know before it tries a channel."""
 
 
 def _utcnow() -> datetime:
@@ -99,10 +92,6 @@ class Router:
 
     # --- evaluating candidates -------------------------------------------------------------
 
-    def _probe(self, payment_id: str) -> bool:
-        every = self.config.health.probe_every
-        return zlib.crc32(payment_id.encode()) % every == 0
-
     def evaluate(
         self,
         request: PaymentRequest,
@@ -112,63 +101,16 @@ class Router:
         attempt: int = 1,
     ) -> tuple[list[Candidate], str | None, str]:
         """Every candidate channel with its eligibility and reason, the chosen channel
-        (``None``: none eligible) and the rule that chose it, from the current view.
-
-        A candidate is ineligible when a blocking condition of the world it would meet holds
-        (the ``state`` rows of :data:`causes.CONDITIONS`, the very rows the replay explains
-        failures with), when it was tried already, or when a credit decline asked for
-        non-credit channels only. A degraded channel is still tried by probe payments."""
-        tried = tried or {}
-        order = self.config.order_for(request.merchant, request.scenario, request.preferred_channel)
-        view = self.view
-        moment = view.world.position + 1
-        account = view.account(request.account_id)
-        policy = view.policy(request.merchant)
-        probe = self._probe(request.payment_id)
-        candidates: list[Candidate] = []
-        chosen: str | None = None
-        for channel in order:
-            reasons: list[str] = []
-            note = ""
-            if channel in tried:
-                reasons.append(f"already tried ({tried[channel]})")
-            if non_credit_only and channel in self.config.credit_products:
-                reasons.append("credit declined earlier: non-credit channels only")
-            m = Moment(
-                payment_id=request.payment_id,
-                account_id=request.account_id,
-                merchant=request.merchant,
-                scenario=request.scenario,
-                amount_minor=request.amount_minor,
-                currency=request.currency,
-                attempt=attempt,
-                channel=channel,
-                world=World(
-                    position=moment, account=account, channel=view.channel(channel), policy=policy
-                ),
-            )
-            for row, cause in blocking(m, _BEFORE_THE_ATTEMPT):
-                if row.name == "channel_health" and m.world.channel.status == "degraded" and probe:
-                    note = f"; {cause.summary}, tried as a probe"
-                    continue
-                reasons.append(f"{row.category}: {cause.summary}")
-            eligible = not reasons
-            if eligible:
-                reason = "preferred channel" if channel == request.preferred_channel else "eligible"
-                reason += note
-                if chosen is None:
-                    chosen = channel
-            else:
-                reason = "; ".join(reasons)
-            candidates.append(Candidate(channel=channel, eligible=eligible, reason=_clip(reason)))
-        route = " > ".join(order)
-        if chosen is None:
-            rule_text = f"no eligible channel in {route}"
-        elif chosen == request.preferred_channel:
-            rule_text = f"preferred channel, eligible (order {route})"
-        else:
-            rule_text = f"first eligible channel in {route}"
-        return candidates, chosen, rule_text
+        (``None``: none eligible) and the rule that chose it, from the current view
+        (:func:`gateway.candidates.evaluate`)."""
+        return evaluate(
+            self.view,
+            self.config,
+            request,
+            tried=tried,
+            non_credit_only=non_credit_only,
+            attempt=attempt,
+        )
 
     # --- recording -------------------------------------------------------------------------
 
@@ -209,57 +151,6 @@ class Router:
         )
 
     # --- one attempt -------------------------------------------------------------------------
-
-    async def _attempt(
-        self, request: PaymentRequest, channel: str, attempt: int
-    ) -> tuple[list[Event], ProcessorResult]:
-        """Verification and authorization, each under the timeout; the verification events and
-        the result (a timeout is a ``timeout`` decline)."""
-        events: list[Event] = []
-        timeout = self.config.timeout_seconds
-        verification: Verification | None = None
-        with anyio.move_on_after(timeout) as scope:
-            verification = await self.processor.verify(request, channel, attempt)
-        if scope.cancelled_caught:
-            return events, ProcessorResult.timed_out("verification did not finish in time")
-        if verification is not None:
-            pid = request.payment_id
-            method = verification.method
-            events.append(
-                VerificationRequested(
-                    payment_id=pid, attempt=attempt, method=method, occurred_at=self.clock()
-                )
-            )
-            tries = self.config.verification_tries
-            failures = verification.failures[:tries]
-            for i, why in enumerate(failures):
-                events.append(
-                    VerificationFailed(
-                        payment_id=pid,
-                        attempt=attempt,
-                        method=method,
-                        reason=why,
-                        remaining_tries=tries - i - 1,
-                        occurred_at=self.clock(),
-                    )
-                )
-            if not verification.passed or len(failures) >= tries:
-                return events, ProcessorResult.declined(
-                    "verification_failed", f"{method} verification failed {len(failures)} times"
-                )
-            events.append(
-                VerificationPassed(
-                    payment_id=pid, attempt=attempt, method=method, occurred_at=self.clock()
-                )
-            )
-        result: ProcessorResult | None = None
-        with anyio.move_on_after(timeout) as scope:
-            result = await self.processor.authorize(request, channel, attempt)
-        if scope.cancelled_caught or result is None:
-            return events, ProcessorResult.timed_out(
-                f"no answer from {channel} within {timeout:g} s"
-            )
-        return events, result
 
     # --- paying ----------------------------------------------------------------------------
 
@@ -344,7 +235,7 @@ class Router:
                     )
                 )
                 if chosen is None:
-                    reason = _clip(
+                    reason = clip(
                         "no eligible channel: "
                         + "; ".join(f"{c.channel}: {c.reason}" for c in candidates)
                     )
@@ -370,7 +261,9 @@ class Router:
                     )
                 )
                 await record(pending)
-                pending, result = await self._attempt(request, chosen, attempt)
+                pending, result = await run_attempt(
+                    self.processor, self.config, self.clock, request, chosen, attempt
+                )
                 if result.status == "authorized":
                     ref = result.auth_ref or f"{pid}-{attempt}"
                     pending.append(
@@ -444,7 +337,7 @@ class Router:
                             )
                         )
                 if stop_reason is not None:
-                    stop_reason = _clip(stop_reason)
+                    stop_reason = clip(stop_reason)
                     pending.append(
                         PaymentAbandoned(
                             payment_id=pid, reason=stop_reason, occurred_at=self.clock()
@@ -519,11 +412,6 @@ class Router:
             if changes:
                 await self.view.refresh()
         return changes
-
-
-def _clip(text: str, limit: int = 4000) -> str:
-    """A reason cut to fit the catalogue's text fields."""
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class _Duplicate(Exception):

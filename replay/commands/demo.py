@@ -1,4 +1,4 @@
-"""``payledger demo``: the car-loan incidents of :mod:`replay.incidents`, each imported into a
+"""``payledger demo``: the car-loan incidents of :mod:`replay.cases`, each imported into a
 store of its own in a temporary folder and explained, covering every root-cause category, a failover
 that saved a payment and an unknown; ends with a summary and the stores' integrity.
 
@@ -17,7 +17,7 @@ from rich.rule import Rule
 from ledger import open_store
 from ledger.codec import read_lines
 
-from .. import incidents
+from .. import cases
 from ..engine import explain
 from ..explanation import Explanation
 from ..render import CATEGORY_STYLE, render_explanation
@@ -35,11 +35,11 @@ async def run(args: argparse.Namespace) -> int:
     stores = 0
     bad: list[str] = []
     with tempfile.TemporaryDirectory(prefix="payledger-demo-") as tmp:
-        for entry in incidents.index():
+        for entry in cases.index():
             name = str(entry["name"])
             path = Path(tmp) / f"{name}.db"
             async with open_store(path, durability="normal") as store:
-                with incidents.incident_path(name).open("rb") as handle:
+                with cases.incident_path(name).open("rb") as handle:
                     await store.import_events(read_lines(handle, source=f"{name}.jsonl"))
                 if not args.json:
                     console.print(Rule(f"[bold]{entry.get('title', name)}[/bold]  ({name})"))

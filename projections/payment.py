@@ -148,6 +148,7 @@ def _authorized(state: PaymentState, e: PaymentAuthorized, pos: int) -> PaymentS
         message=None,
         auth_ref=e.auth_ref,
         outcome_position=pos,
+        outcome_at=e.occurred_at,
     )
     return replace(state, attempts=_put(state, a), position=pos)
 
@@ -159,6 +160,7 @@ def _settled(state: PaymentState, e: PaymentSettled, pos: int) -> PaymentState:
         code=None,
         message=None,
         outcome_position=pos,
+        outcome_at=e.occurred_at,
     )
     settled = state.settled_position if state.settled_position is not None else pos
     return replace(state, attempts=_put(state, a), position=pos, settled_position=settled)
@@ -171,6 +173,7 @@ def _declined(state: PaymentState, e: PaymentDeclined, pos: int) -> PaymentState
         code=e.code,
         message=e.message,
         outcome_position=pos,
+        outcome_at=e.occurred_at,
     )
     return replace(state, attempts=_put(state, a), position=pos)
 
@@ -183,7 +186,13 @@ def _failover(state: PaymentState, e: FailoverTriggered, pos: int) -> PaymentSta
 
 
 def _abandoned(state: PaymentState, e: PaymentAbandoned, pos: int) -> PaymentState:
-    return replace(state, abandoned_reason=e.reason, abandoned_position=pos, position=pos)
+    return replace(
+        state,
+        abandoned_reason=e.reason,
+        abandoned_position=pos,
+        abandoned_at=e.occurred_at,
+        position=pos,
+    )
 
 
 _Handler = Callable[[PaymentState, Any, int], PaymentState]

@@ -166,6 +166,8 @@ class AttemptState(msgspec.Struct, frozen=True, kw_only=True):
     message: str | None = None
     outcome_position: int | None = None
     """The ``PaymentDeclined``, ``PaymentAuthorized`` or ``PaymentSettled`` that ended it."""
+    outcome_at: datetime | None = None
+    """That event's ``occurred_at``."""
     auth_ref: str | None = None
 
 
@@ -197,3 +199,4 @@ class PaymentState(msgspec.Struct, frozen=True, kw_only=True):
     """The payment's first ``PaymentSettled``: it succeeded there, whatever follows."""
     abandoned_reason: str | None = None
     abandoned_position: int | None = None
+    abandoned_at: datetime | None = None

@@ -155,7 +155,13 @@ def assemble(payment: PaymentState, worlds: Mapping[int, World]) -> Explanation:
     declined = [n for n, (m, _) in judged.items() if m.declined_at is not None]
     chosen = max(declined) if declined else max(judged, default=None)
     state = None if chosen is None else _state_view(judged[chosen][0])
+    failure_at = None
     if payment.outcome == "failed":
+        failure_at = payment.abandoned_at
+        if chosen is not None:
+            root_attempt = next(a for a in payment.attempts if a.attempt == chosen)
+            if root_attempt.outcome == "declined" and root_attempt.outcome_at is not None:
+                failure_at = root_attempt.outcome_at
         if chosen is None:
             root = _no_attempt_cause(payment)
         else:
@@ -179,4 +185,5 @@ def assemble(payment: PaymentState, worlds: Mapping[int, World]) -> Explanation:
         amount_minor=payment.amount_minor,
         currency=payment.currency,
         requested_at=payment.requested_at,
+        failure_at=failure_at,
     )

@@ -267,22 +267,26 @@ async def explain_payments(
     store: EventStore,
     *,
     failed_only: bool = False,
+    with_failures: bool = False,
     since: datetime | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AsyncIterator[Explanation]:
-    """Explain every payment (every failed one with ``failed_only``) in one streaming pass
-    over the log, with the answers :func:`replay.explain` gives.
+    """Explain every payment (every failed one with ``failed_only``; every one with a
+    ``PaymentDeclined`` or a ``PaymentAbandoned``, whatever its outcome, with
+    ``with_failures``) in one streaming pass over the log, with the answers
+    :func:`replay.explain` gives.
 
     ``since`` keeps the payments requested at or after that moment. Each payment is explained
     when the pass reaches its last event (so in the order of their last events);
     ``progress(position)`` is called after every page.
     """
     head = await store.head()
+    kept = failed_only or with_failures
     bounds = await store.stream_bounds(
-        "payment-", types=_ENDINGS if failed_only else None, to_position=head
+        "payment-", types=_ENDINGS if kept else None, to_position=head
     )
     fold = _Pass(bounds)
-    window = _Window(bounds) if failed_only else None
+    window = _Window(bounds) if kept else None
 
     async def page(low: int, high: int) -> list[RawRow]:
         if window is None:

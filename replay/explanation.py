@@ -132,6 +132,9 @@ class Explanation(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
     requested_at: datetime
     """When the payment was requested (its ``PaymentRequested``'s ``occurred_at``)."""
+    failure_at: datetime | None = None
+    """When a failed payment failed: the ``occurred_at`` of the decline (or abandonment) that
+    ended the attempt ``root_cause`` explains, or of the abandonment."""
 
 
 class WhatIf(msgspec.Struct, frozen=True, kw_only=True):

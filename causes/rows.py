@@ -121,8 +121,9 @@ def _allowed(rule: PolicyRule) -> str:
 def policy_summary(m: Moment) -> str:
     rule = policy_rule(m)
     assert rule is not None
+    accepts = f"only {_allowed(rule)}" if rule.allowed_channels else "no channel"
     return (
-        f"{m.merchant} accepts only {_allowed(rule)} for {m.scenario} (policy set at position "
+        f"{m.merchant} accepts {accepts} for {m.scenario} (policy set at position "
         f"{rule.position}: {rule.reason}); the attempt used {m.channel}"
     )
 
@@ -307,9 +308,17 @@ def short_remedy(m: Moment) -> str:
     if line is None:
         return f"pay by {instead(m)}, or open a {m.channel} credit line first"
     short = m.amount_minor - line.available_minor
+    cur = line.currency
+    if line.limit_minor < m.amount_minor:  # repaying cannot make room: the limit is too low
+        return (
+            f"pay by {instead(m)}: the {m.channel} limit ({money(line.limit_minor, cur)}) is "
+            f"below the amount; or ask for a higher limit"
+        )
+    if line.used_minor >= short:
+        return f"pay by {instead(m)}, or repay {money(short, cur)} of the {m.channel} balance first"
     return (
-        f"pay by {instead(m)}, or repay {money(short, line.currency)} of the {m.channel} "
-        "balance first"
+        f"pay by {instead(m)}, or wait until {money(short, cur)} of the {m.channel} line is "
+        "released or repaid"
     )
 
 

@@ -29,6 +29,7 @@ from .errors import (
     StoreClosedError,
 )
 from .events import Event
+from .states import MemoryStates
 from .store import (
     GENESIS_HASH,
     AppendResult,
@@ -71,6 +72,12 @@ class MemoryEventStore(EventStore):
         self._head_hash = GENESIS_HASH
         self._appended: anyio.Event | None = None
         self._closed = False
+        self._states = MemoryStates(lambda: len(self._rows))
+
+    @property
+    def states(self) -> MemoryStates:
+        self._check_open()
+        return self._states
 
     async def aclose(self) -> None:
         self._closed = True

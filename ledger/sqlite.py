@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
@@ -41,6 +41,7 @@ from .errors import (
     StoreError,
 )
 from .events import Event
+from .sqlite_states import SQLiteStates
 from .store import (
     GENESIS_HASH,
     ROW_COLUMNS,
@@ -748,6 +749,32 @@ class SQLiteEventStore(EventStore):
                 return head
             with anyio.move_on_after(0.05):
                 await self._appended.wait()
+
+    # --- derived state (the read models' rows) --------------------------------------------
+
+    @property
+    def states(self) -> SQLiteStates:
+        self._check_open()
+        return SQLiteStates(self._fetch, self._run_on_writer)
+
+    async def _run_on_writer(self, fn: Callable[[sqlite3.Connection], bool]) -> bool:
+        """Run ``fn`` on the writer connection, in its thread, under the write lock (shielded:
+        a transaction always ends in the thread that began it)."""
+        conn = self._writable()
+        done = False
+        async with self._write_lock:
+            try:
+                with anyio.CancelScope(shield=True):
+                    self._check_open()
+                    try:
+                        done = await anyio.to_thread.run_sync(
+                            fn, conn, limiter=self._writer_thread
+                        )
+                    except sqlite3.Error as e:
+                        raise _translate(e, f"{self.path}: derived state") from e
+            finally:
+                self._end_turn()
+        return done
 
     # --- what the read models and the replay read (indexed) --------------------------------
 

@@ -42,8 +42,10 @@ from .errors import (
     EventValidationError,
     FormatError,
     LedgerError,
+    StoreError,
 )
 from .events import CATALOGUE, DECODER, ENCODER, Event, UnknownEvent, stream_of, upcast
+from .states import StateStore
 
 __all__ = [
     "AppendResult",
@@ -747,6 +749,11 @@ class EventStore(ABC):
         async for rec in self.read_stream(stream, to_position=to_position):
             last = rec
         return last
+
+    @property
+    def states(self) -> StateStore:
+        """The derived state of the store's read models (:mod:`ledger.states`)."""
+        raise StoreError(f"{type(self).__name__} keeps no derived state")
 
     async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
         """The ids of the payments whose ``PaymentRequested`` names ``account_id``, requested at

@@ -38,6 +38,7 @@ from ledger.events import (
     RepaymentOverdue,
     stream_of,
 )
+from ledger.states import StateRow
 from ledger.store import chain_hash
 from projections import (
     Projector,
@@ -51,6 +52,8 @@ from projections import (
     subscribe,
 )
 from projections import projector as projector_module
+from projections.check import check_projections
+from projections.rows import NAME
 from replay.cli import main as cli
 
 
@@ -310,22 +313,36 @@ async def test_persisted_projection_after_catch_up_equals_the_pure_fold(
             persisted = await projector.load_world()
             same_world(persisted, fold(records_of(events)))
             check_invariants(persisted)
-            check_payment_rows(path, persisted)
-            result = await projector.rebuild(page_size=batch)  # several pages, read ahead
+            await check_payment_rows(store, persisted)
+            assert (await check_projections(store)).ok
+            result = await projector.rebuild()
             assert result.events == len(events)
             rebuilt = await projector.load_world()
             same_world(rebuilt, fold(records_of(events)))
-            check_payment_rows(path, rebuilt)
+            await check_payment_rows(store, rebuilt)
 
 
-def check_payment_rows(path: Path, world: World) -> None:
-    """``proj_payments`` holds one summary row per payment, agreeing with its state."""
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute(
-            "SELECT payment_id, account_id, merchant, scenario, channel, outcome, amount_minor, "
-            "currency, requested_position, position FROM proj_payments"
-        ).fetchall()
-    conn.close()
+async def check_payment_rows(store: EventStore, world: World) -> None:
+    """One ``payment`` row per payment, its summary agreeing with its state."""
+    rows = []
+    async for page in store.states.scan(NAME, "payment"):
+        for row in page:
+            doc = json.loads(row.summary)
+            rows.append(
+                (
+                    row.key,
+                    doc["account_id"],
+                    doc["merchant"],
+                    doc["scenario"],
+                    doc["channel"],
+                    doc["outcome"],
+                    doc["amount_minor"],
+                    doc["currency"],
+                    doc["requested_position"],
+                    row.position,
+                )
+            )
+            assert row.group == doc["account_id"]
     expected = [
         (
             p.payment_id,
@@ -360,7 +377,7 @@ async def test_rebuild_stops_at_an_unknown_type_while_the_next_pages_are_being_r
         async with Projector.open(store) as projector:
             seen: list[tuple[int, int]] = []
             with pytest.raises(UnknownEventTypeError) as info:
-                await projector.rebuild(lambda done, total: seen.append((done, total)), page_size=2)
+                await projector.rebuild(lambda done, total: seen.append((done, total)))
             assert info.value.position == bad
             assert await projector.checkpoint() == bad - 1
             assert seen[0] == (0, bad + len(later))
@@ -368,7 +385,7 @@ async def test_rebuild_stops_at_an_unknown_type_while_the_next_pages_are_being_r
             assert seen[-1][0] == bad - 1
             world = await projector.load_world()
             same_world(world, fold(records_of(events)))
-            check_payment_rows(path, world)
+            await check_payment_rows(store, world)
             with pytest.raises(UnknownEventTypeError):
                 await projector.catch_up()  # it stays stopped there
             assert await projector.checkpoint() == bad - 1
@@ -390,7 +407,7 @@ async def test_rebuild_reports_an_undecodable_row_as_it_is_and_writes_nothing(
             await store.append(stream_of(event), [event])
         async with Projector.open(store) as projector:
             with pytest.raises(LedgerError, match=f"position {bad}: stored PaymentRequested"):
-                await projector.rebuild(page_size=2)  # a plain LedgerError, not a group
+                await projector.rebuild()  # a plain LedgerError, not a group
             assert await projector.checkpoint() == len(events)  # the old rows stand
             same_world(await projector.load_world(), fold(records_of(events)))
 
@@ -408,19 +425,20 @@ async def test_crash_between_append_and_projection_update_is_repaired_on_reopen(
             await projector.catch_up()
         # appended, then the process "dies" before the projection update
         await append_all(store, events[third : 2 * third])
-    # the projection update itself dies half way: its transaction leaves nothing
-    real = projector_module._write_rows
+    # the projection update itself dies half way, after writing rows: its transaction leaves
+    # nothing (a row the database refuses ends it)
+    real = projector_module.rows_of  # type: ignore[attr-defined]
 
-    async def dying(conn: Any, world: World) -> None:
-        await real(conn, world)
-        raise OSError("power cut")
+    def dying(world: World, *, dirty_only: bool = True) -> list[StateRow]:
+        rows = real(world, dirty_only=dirty_only)
+        return [*rows, StateRow("zz", "poison", None, 0, "{}", b"")]  # type: ignore[arg-type]
 
     async with open_store(path) as store, Projector.open(store) as projector:
-        monkeypatch.setattr(projector_module, "_write_rows", dying)
-        with pytest.raises(OSError, match="power cut"):
+        monkeypatch.setattr(projector_module, "rows_of", dying)
+        with pytest.raises(LedgerError, match="derived state"):
             await projector.catch_up(batch_size=3)
         assert await projector.checkpoint() == third
-        monkeypatch.setattr(projector_module, "_write_rows", real)
+        monkeypatch.setattr(projector_module, "rows_of", real)
         await append_all(store, events[2 * third :])
         # the same projector retries: its cache ran ahead, so it must not apply anything twice
         assert await projector.catch_up(batch_size=3) == len(events)
@@ -440,17 +458,19 @@ async def test_projection_tables_of_another_version_are_ignored_then_rebuilt(
         await append_all(store, events)
         async with Projector.open(store) as projector:
             await projector.catch_up()
-    with sqlite3.connect(path) as conn:  # a future payledger's tables: unreadable here
-        conn.execute("UPDATE proj_meta SET value = 99")
-        conn.execute("UPDATE proj_accounts SET fold = x'00'")
+    with sqlite3.connect(path) as conn:  # a future payledger's rows: unreadable here
+        conn.execute("UPDATE ledger_state_checkpoints SET version = 99")
+        conn.execute("UPDATE ledger_states SET state = x'00' WHERE kind = 'account'")
     conn.close()
     expected = fold(records_of(events))
     async with open_store(path, readonly=True) as store:
         assert await account_at(store, "A1") == at(expected.account("A1"), len(events))
-        async with Projector.open(store) as projector:
-            assert await projector.checkpoint() == 0  # dropped and created again
-            assert await projector.catch_up() == len(events)
-            same_world(await projector.load_world(), expected)
+        assert (await check_projections(store)).ok  # ignored, not trusted
+    async with open_store(path) as store, Projector.open(store) as projector:
+        assert await projector.checkpoint() == 0  # ignored until folded again
+        assert await projector.catch_up() == len(events)
+        same_world(await projector.load_world(), expected)
+        assert (await check_projections(store)).ok
 
 
 @pytest.mark.anyio
@@ -474,7 +494,7 @@ async def test_two_projectors_on_one_file_never_apply_an_event_twice(tmp_path: P
 async def test_follow_keeps_up_with_appends_from_another_store_object(tmp_path: Path) -> None:
     events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0)] * 3)
     path = tmp_path / "ledger.db"
-    async with open_store(path) as writer, open_store(path, readonly=True) as reader:
+    async with open_store(path) as writer, open_store(path) as reader:
         await append_all(writer, events[:5])
         async with Projector.open(reader) as projector, anyio.create_task_group() as tg:
             tg.start_soon(projector.follow)

@@ -21,7 +21,7 @@ def register(sub: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    async with open_db(args) as store, Projector.open(store) as projector:
+    async with open_db(args, readonly=False) as store, Projector.open(store) as projector:
         if args.json:
             result = await projector.rebuild()
         else:

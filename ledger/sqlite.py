@@ -767,9 +767,7 @@ class SQLiteEventStore(EventStore):
                 with anyio.CancelScope(shield=True):
                     self._check_open()
                     try:
-                        done = await anyio.to_thread.run_sync(
-                            fn, conn, limiter=self._writer_thread
-                        )
+                        done = await anyio.to_thread.run_sync(fn, conn, limiter=self._writer_thread)
                     except sqlite3.Error as e:
                         raise _translate(e, f"{self.path}: derived state") from e
             finally:

@@ -24,7 +24,7 @@ from store_contract import T0, collect
 
 from ledger import FormatError, ImportItem, Record, open_store, stream_of
 from ledger.codec import decode_line, encode_record, read_lines
-from ledger.events import CATALOGUE, Event
+from ledger.events import CATALOGUE, AccountOpened, Event
 
 # --- strategies from the annotations -------------------------------------------------------
 
@@ -384,7 +384,11 @@ def test_nesting_an_event_needs_is_read() -> None:
         (_OPENED.replace('"H1"', '"H1", "holder_ref": "H2"'), "data.holder_ref", "holder_ref"),
         (_OPENED.replace('"H1"', '"H1", "holder_ref": 7'), "data.holder_ref", "holder_ref"),
         (_OPENED.replace('"H1"', '"H\\"1", "holder_ref": "H2"'), "data.holder_ref", "holder_ref"),
-        (_OPENED.replace('"H1"', '"H\\u0031", "holder_ref": "H1"'), "data.holder_ref", "holder_ref"),
+        (
+            _OPENED.replace('"H1"', '"H\\u0031", "holder_ref": "H1"'),
+            "data.holder_ref",
+            "holder_ref",
+        ),
         (
             json.dumps(_GOOD).replace('"reason": "policy"', '"reason": "policy", "reason": "x"'),
             "data.candidates[0].reason",
@@ -429,10 +433,12 @@ def test_a_lone_surrogate_is_named(raw: str, field: str | None, escape: str) -> 
 
 
 def test_a_surrogate_pair_and_an_escaped_backslash_are_text() -> None:
-    pair = decode_line(_OPENED.replace('"H1"', '"\\ud83d\\ude97"').encode(), 1)
-    assert getattr(pair.event, "holder_ref") == "\U0001f697"
-    backslash = decode_line(_OPENED.replace('"H1"', '"\\\\ud800"').encode(), 1)
-    assert getattr(backslash.event, "holder_ref") == "\\ud800"
+    pair = decode_line(_OPENED.replace('"H1"', '"\\ud83d\\ude97"').encode(), 1).event
+    assert isinstance(pair, AccountOpened)
+    assert pair.holder_ref == "\U0001f697"
+    backslash = decode_line(_OPENED.replace('"H1"', '"\\\\ud800"').encode(), 1).event
+    assert isinstance(backslash, AccountOpened)
+    assert backslash.holder_ref == "\\ud800"
 
 
 # --- retry-safe import ---------------------------------------------------------------------

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
+from ledger.money import format_money
+
 __all__ = ["FALLBACK_ORDER", "alternative", "money", "plural", "positions", "when"]
 
 FALLBACK_ORDER: Final = ("bank_card", "balance", "huabei", "jiebei")
@@ -13,10 +15,9 @@ FALLBACK_ORDER: Final = ("bank_card", "balance", "huabei", "jiebei")
 
 
 def money(minor: int, currency: str) -> str:
-    """``1,566.00 CNY``: minor units (fen) as major units, grouped, with the currency."""
-    sign = "-" if minor < 0 else ""
-    major, cents = divmod(abs(minor), 100)
-    return f"{sign}{major:,}.{cents:02d} {currency}"
+    """``1,566.00 CNY``: minor units (fen) as major units, grouped, with the currency
+    (:func:`ledger.money.format_money`, the one rule for every amount shown)."""
+    return format_money(minor, currency)
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:

@@ -27,6 +27,7 @@ import msgspec
 
 from ledger.events import (
     ChannelStatusChanged,
+    CreditLineOpened,
     CreditScoreChanged,
     CreditStatusChanged,
     PaymentAbandoned,
@@ -36,6 +37,7 @@ from ledger.events import (
     PaymentSettled,
     RepaymentOverdue,
 )
+from ledger.money import format_money
 from ledger.store import EventStore, Record
 
 __all__ = [
@@ -67,6 +69,7 @@ RATE_THRESHOLD: Final = 0.2
 RATE_MIN_ATTEMPTS: Final = 10
 
 _TYPES: Final = (
+    "CreditLineOpened",
     "PaymentRequested",
     "PaymentAttempted",
     "PaymentDeclined",
@@ -111,6 +114,7 @@ class Watcher:
         self._attempts: dict[str, deque[bool]] = {}
         self._attempt_channel: dict[tuple[str, int], str] = {}
         self._rate_alarm: dict[str, bool] = {}
+        self._currency: dict[tuple[str, str], str] = {}  # (account, product) -> currency
 
     def _at_stake(self, account_id: str, at: datetime) -> tuple[str, ...]:
         loans = self._by_account.get(account_id)
@@ -134,6 +138,9 @@ class Watcher:
         event = record.event
         pos = record.position
         at = event.occurred_at
+        if isinstance(event, CreditLineOpened):
+            self._currency[(event.account_id, event.product)] = event.currency
+            return []
         if isinstance(event, PaymentRequested):
             if event.scenario.startswith("car_loan"):
                 loan = _CarLoan(event.payment_id, event.account_id, at)
@@ -223,10 +230,11 @@ class Watcher:
             if event.days_overdue < OVERDUE_DAYS:
                 return []
             kind = "repayment_overdue"
+            currency = self._currency.get((event.account_id, event.product), "")
             severity = "critical" if event.days_overdue >= 90 else "warning"
             what = (
                 f"{event.product} repayment overdue {event.days_overdue} days "
-                f"({event.overdue_minor} minor units)"
+                f"({format_money(event.overdue_minor, currency)})"
             )
         else:
             if event.old_status != "active" or event.new_status == "active":

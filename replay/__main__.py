@@ -1,5 +1,5 @@
 """``python -m replay`` runs the ``payledger`` command line."""
 
-from replay.cli import run
+from payledger_entry import run
 
 run()

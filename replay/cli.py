@@ -4,17 +4,24 @@ Each command is a module of :mod:`replay.commands` with a ``register(subparsers)
 adds its parser and sets ``handler`` to an ``async (args) -> int``; they are found by name, so a
 new command is a new module. Global options (``--db``, ``--json``) go before or after the
 command. Exit codes: 0 success, 1 a finding (verify failed, payment not found), 2 bad usage or
-bad input. A :class:`ledger.LedgerError` is printed as one line, never a traceback.
+bad input, 130 interrupted (Ctrl-C).
+
+Every error is one line on stderr, ``payledger: ...``, never a traceback: a usage error, a
+:class:`ledger.LedgerError`, an ``OSError`` (a file the user named) and an interrupt. The
+console script starts in :mod:`payledger_entry`, which handles Ctrl-C before this module (and
+everything it imports) loads.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import anyio
 
@@ -22,11 +29,33 @@ from ledger.errors import IntegrityError, LedgerError, NotFoundError
 
 from . import commands
 
-__all__ = ["build_parser", "main"]
-
 EXIT_OK = 0
 EXIT_FINDING = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+__all__ = ["EXIT_FINDING", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+
+def _one_line(text: str) -> str:
+    """``text`` on one line: line breaks and other control characters become spaces."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _say(message: str) -> None:
+    """Print ``payledger: message`` on stderr, as one line."""
+    with contextlib.suppress(OSError, ValueError):  # no stderr: the exit code still tells
+        print(f"payledger: {_one_line(message)}", file=sys.stderr, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (and ``--help`` to learn more)."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("payledger").strip()
+        where = f"{command}: " if command else ""
+        _say(f"{where}{message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_USAGE)
 
 
 def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -36,7 +65,7 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--db",
         metavar="PATH",
         default=default_db,
-        help="the store file (default: $PAYLEDGER_DB)",
+        help="the store: a file path, or a postgresql:// URL (default: $PAYLEDGER_DB)",
     )
     parser.add_argument(
         "--json",
@@ -47,12 +76,12 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="payledger",
         description="An event-sourced payment ledger that explains why a payment failed.",
     )
     _global_options(parser, suppress=False)
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     _global_options(common, suppress=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     sub.common = common  # type: ignore[attr-defined]  # commands pass it as a parent
@@ -64,28 +93,70 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for e in group.exceptions:
+        found.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return found
+
+
+def _os_error(e: OSError) -> str:
+    what = e.strerror or str(e) or type(e).__name__
+    names = [str(n) for n in (e.filename, e.filename2) if n is not None]
+    return f"{' -> '.join(names)}: {what}" if names else what
+
+
+def _report(e: BaseException) -> int | None:
+    """Print the one line an error deserves and return the exit code (None: not ours)."""
+    if isinstance(e, BaseExceptionGroup):  # a task group's failure: report its first error
+        for leaf in _leaves(e):
+            code = _report(leaf)
+            if code is not None:
+                return code
+        return None
+    if isinstance(e, KeyboardInterrupt):
+        _say("interrupted")
+        return EXIT_INTERRUPTED
+    if isinstance(e, BrokenPipeError):  # `payledger export | head`: the reader has enough
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(e, NotFoundError | IntegrityError):
+        _say(str(e))
+        return EXIT_FINDING
+    if isinstance(e, LedgerError):
+        _say(str(e) or type(e).__name__)
+        return EXIT_USAGE
+    if isinstance(e, OSError):  # a file the user named: unreadable, unwritable, missing
+        _say(_os_error(e))
+        return EXIT_USAGE
+    return None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush meets no closed pipe."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``payledger``; returns (and, as a console script, exits with) the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         code: int = anyio.run(args.handler, args)
-    except BrokenPipeError:  # `payledger export | head`
-        return EXIT_OK
-    except (NotFoundError, IntegrityError) as e:
-        print(f"payledger: {e}", file=sys.stderr)
-        return EXIT_FINDING
-    except LedgerError as e:
-        print(f"payledger: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    except OSError as e:  # a file the user named: unreadable, unwritable, missing directory
-        print(f"payledger: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("payledger: interrupted", file=sys.stderr)
-        return 130
+        sys.stdout.flush()
+    except SystemExit:
+        raise
+    except BaseException as e:
+        reported = _report(e)
+        if reported is None:
+            raise
+        return reported
     return code
 
 
 def run() -> None:
+    """Run ``payledger`` with ``sys.argv`` and exit with its exit code (``python -m replay``;
+    the console script goes through :func:`payledger_entry.run`)."""
     sys.exit(main())

@@ -3,34 +3,49 @@ they share: timestamps given on the command line, a progress bar for long passes
 descriptions of events, JSON documents of records.
 
 Colour and the progress bar appear only on a terminal (rich decides from the console).
+
+Width. On a terminal, output fits the terminal: tables and panels wrap their cells (folding a
+word longer than its column) and never drop text. Anywhere else (a pipe, a file) there is no
+width: a line is as long as its content, so no value is ever wrapped, cut or split over two
+lines, and ``grep`` finds it whole (:class:`OutputConsole`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
 import msgspec
 from rich import box
-from rich.console import Console, Group
+from rich.cells import cell_len
+from rich.console import Console, ConsoleDimensions, Group
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
+from causes.wording import plural
 from ledger.errors import LedgerError
-from ledger.events import Event
+from ledger.events import CreditLineOpened, Event, PaymentRequested
+from ledger.money import format_money
 from ledger.store import Record
 
 from .explanation import Explanation, WhatIf
 
 __all__ = [
     "CATEGORY_STYLE",
+    "Currencies",
+    "OutputConsole",
     "describe",
+    "heading",
     "money",
+    "on_terminal",
     "parse_timestamp",
+    "plural",
     "progress_bar",
     "record_doc",
     "render_audit",
@@ -59,28 +74,95 @@ _OUTCOME_STYLE: Final[dict[str, str]] = {
 }
 
 
+# --- consoles ------------------------------------------------------------------------------
+
+_UNBOUNDED: Final = 1_000_000
+"""The width of a console that is not a terminal: wider than any line payledger prints."""
+
+
+class OutputConsole(Console):
+    """A rich console as wide as the terminal on a terminal, and unbounded anywhere else.
+
+    ``terminal``: force the decision (tests); by default it is whether the console's file is a
+    terminal now (the file is looked up at each print, so a redirected ``sys.stdout`` counts).
+    ``$COLUMNS`` and an explicit ``width`` apply on a terminal only.
+    """
+
+    def __init__(self, *, terminal: bool | None = None, **options: Any) -> None:
+        super().__init__(**options)
+        self._on_terminal = terminal
+
+    @property
+    def on_terminal(self) -> bool:
+        if self._on_terminal is not None:
+            return self._on_terminal
+        isatty = getattr(self.file, "isatty", None)
+        try:
+            return bool(isatty is not None and isatty())
+        except ValueError:  # a closed file
+            return False
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dimensions = super().size
+        if self.on_terminal:
+            return dimensions
+        return ConsoleDimensions(_UNBOUNDED, dimensions.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+def on_terminal(console: Console) -> bool:
+    """Whether ``console`` writes to a terminal (and so has a width to fit)."""
+    if isinstance(console, OutputConsole):
+        return console.on_terminal
+    return console.is_terminal
+
+
+def heading(console: Console, title: str = "") -> None:
+    """A rule with ``title`` across a terminal; elsewhere the whole title on one line."""
+    if not on_terminal(console):
+        line = f"── {title} " if title else ""
+        console.print(Text(line + "─" * max(3, 80 - cell_len(line))))
+    elif cell_len(title) + 4 <= console.width:
+        console.print(Rule(Text(title, style="bold")))
+    else:  # a rule would cut the title
+        console.print(Rule())
+        console.print(Text(title, style="bold"))
+
+
 # --- input ---------------------------------------------------------------------------------
 
 
-def parse_timestamp(text: str, option: str) -> datetime:
-    """An RFC 3339 timestamp (a date alone means its midnight UTC); naive means UTC.
+_DATE: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
-    Raises :class:`~ledger.errors.LedgerError` (exit 2) naming the option for anything else.
+
+def parse_timestamp(text: str, option: str) -> datetime:
+    """An RFC 3339 timestamp with its zone (``2026-03-01T09:00:00Z``, ``...T17:00:00+08:00``),
+    or a date alone (``2026-03-01``: that day's midnight UTC).
+
+    A time without a zone (``2026-03-01T09:00:00``) is refused rather than guessed. Raises
+    :class:`~ledger.errors.LedgerError` (exit 2) naming the option for anything else.
     """
     value = text.strip()
+    shown = text if len(text) <= 60 else text[:57] + "..."
     try:
-        if len(value) == 10:
-            moment = datetime.fromisoformat(value).replace(tzinfo=UTC)
-        else:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as e:
-        shown = text if len(text) <= 60 else text[:57] + "..."
+        if _DATE.fullmatch(value):
+            day = date.fromisoformat(value)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+        if moment.tzinfo is None:
+            raise LedgerError(
+                f"{option}: {shown!r} has no time zone: add Z for UTC (e.g. "
+                "2026-03-01T09:00:00Z) or an offset (e.g. 2026-03-01T17:00:00+08:00)"
+            )
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError) as e:
         raise LedgerError(
             f"{option}: {shown!r} is not an RFC 3339 timestamp (e.g. 2026-03-01T09:00:00Z)"
         ) from e
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 @contextmanager
@@ -109,23 +191,62 @@ _IDS: Final = frozenset({"occurred_at", "payment_id", "account_id"})
 
 def money(minor: int, currency: str = "") -> str:
     """``1234567`` -> ``12,345.67`` (integer arithmetic), with the currency if given."""
-    sign = "-" if minor < 0 else ""
-    major, cents = divmod(abs(minor), 100)
-    text = f"{sign}{major:,}.{cents:02d}"
-    return f"{text} {currency}" if currency else text
+    return format_money(minor, currency)
 
 
-def describe(event: Event) -> str:
-    """One line saying what the event recorded."""
+class Currencies:
+    """The currency of each payment and credit line, learnt from the records of a listing, so
+    that amounts of events without a currency field (``PaymentSettled``, ``RepaymentMade``,
+    ``CreditLimitChanged``...) still read ``1,200.00 CNY``."""
+
+    def __init__(self) -> None:
+        self.payments: dict[str, str] = {}
+        self.lines: dict[tuple[str, str], str] = {}
+
+    def learn(self, event: Event) -> None:
+        if isinstance(event, PaymentRequested):
+            self.payments[event.payment_id] = event.currency
+        elif isinstance(event, CreditLineOpened):
+            self.lines[(event.account_id, event.product)] = event.currency
+
+    def of(self, event: Event) -> str:
+        """The currency of ``event``'s amounts ("" when unknown)."""
+        own = getattr(event, "currency", None)
+        if isinstance(own, str):
+            return own
+        payment = getattr(event, "payment_id", None)
+        if isinstance(payment, str):
+            return self.payments.get(payment, "")
+        account, product = getattr(event, "account_id", None), getattr(event, "product", None)
+        if isinstance(account, str) and isinstance(product, str):
+            return self.lines.get((account, product), "")
+        return ""
+
+    def source(self, event: Event) -> str | None:
+        """The stream that would tell ``event``'s currency, when it has amounts and it is not
+        known yet: its payment's stream or its account's."""
+        if not any(f.endswith("_minor") for f in event.__struct_fields__) or self.of(event):
+            return None
+        payment = getattr(event, "payment_id", None)
+        if isinstance(payment, str):
+            return f"payment-{payment}"
+        account = getattr(event, "account_id", None)
+        return f"account-{account}" if isinstance(account, str) else None
+
+
+def describe(event: Event, currency: str = "") -> str:
+    """One line saying what the event recorded (amounts in ``currency`` when the event has
+    none of its own); fields it leaves empty are not shown."""
     fields: dict[str, Any] = msgspec.to_builtins(event)
     fields.pop("type", None)
+    currency = fields.pop("currency", None) or currency
     parts: list[str] = []
     if "old_status" in fields:
         parts.append(f"{fields['product']} {fields['old_status']} -> {fields['new_status']}")
     elif "old_limit_minor" in fields:
         parts.append(
-            f"{fields['product']} limit {money(fields['old_limit_minor'])} -> "
-            f"{money(fields['new_limit_minor'])}"
+            f"{fields['product']} limit {money(fields['old_limit_minor'], currency)} -> "
+            f"{money(fields['new_limit_minor'], currency)}"
         )
     elif "old_score" in fields:
         parts.append(f"score {fields['old_score']} -> {fields['new_score']}")
@@ -140,10 +261,10 @@ def describe(event: Event) -> str:
         )
     else:
         for key, value in fields.items():
-            if key in _IDS or key == "reason":
+            if key in _IDS or key == "reason" or value is None:
                 continue
             if key.endswith("_minor") and isinstance(value, int):
-                key, value = key.removesuffix("_minor"), money(value)
+                key, value = key.removesuffix("_minor"), money(value, currency)
             parts.append(f"{key}={value}")
     if fields.get("reason"):
         parts.append(f"({fields['reason']})")
@@ -170,7 +291,9 @@ def record_doc(record: Record, *, evidence: bool | None = None) -> dict[str, Any
 
 
 def _when(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+    """The whole moment (seconds, and microseconds when there are any): never cut."""
+    shown = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{shown}.{moment.microsecond:06d}" if moment.microsecond else shown
 
 
 def _category(category: str) -> Text:
@@ -210,15 +333,15 @@ def render_explanation(
         parts.append(Text(root.summary))
         if root.evidence:
             ev = Table(box=None, show_header=False, pad_edge=False)
-            ev.add_column(style="bold")
-            ev.add_column()
-            ev.add_column()
+            ev.add_column(style="bold", overflow="fold")
+            ev.add_column(overflow="fold")
+            ev.add_column(overflow="fold")
             for p in root.evidence:
                 rec = None if evidence is None else evidence.get(p)
                 ev.add_row(
                     f"  #{p}",
                     "" if rec is None else rec.type,
-                    "" if rec is None else describe(rec.event),
+                    "" if rec is None else describe(rec.event, exp.currency),
                 )
             parts.append(Text("evidence:"))
             parts.append(ev)
@@ -236,7 +359,7 @@ def render_explanation(
                 parts.append(line)
     elif exp.outcome == "succeeded" and any(a.cause for a in exp.attempts):
         parts.append(Text("succeeded after a failed attempt (failover)", style="green"))
-    attempts = Table(title=None, expand=False)
+    attempts = Table(title=None, expand=False)  # columns fold: never cut
     for name in ("#", "channel", "outcome", "code", "cause", "evidence"):
         attempts.add_column(name, overflow="fold")
     for a in exp.attempts:
@@ -270,22 +393,24 @@ def render_explanation(
         if state.account is not None:
             for product, credit in state.account.credit.items():
                 bits.append(
-                    f"{product} {credit.status}, {money(credit.available_minor)} available of "
-                    f"{money(credit.limit_minor)}"
+                    f"{product} {credit.status}, {money(credit.available_minor, exp.currency)} "
+                    f"available of {money(credit.limit_minor, exp.currency)}"
                 )
         parts.append(Text("; ".join(bits), style="dim"))
     style = "red" if exp.outcome == "failed" else "green" if exp.outcome == "succeeded" else ""
-    console.print(Panel(Group(*parts), title=f"payment {exp.payment_id}", border_style=style))
+    title: str | None = f"payment {exp.payment_id}"
+    if title is not None and cell_len(title) + 4 > console.width:
+        title = None  # a panel would cut it; the payment id heads the panel anyway
+    terminal = on_terminal(console)
+    console.print(Panel(Group(*parts), title=title, border_style=style, expand=terminal))
 
 
 def render_failed_table(console: Console, explanations: Iterable[Explanation]) -> int:
     """A compact table of failed payments; returns how many rows it printed."""
-    table = Table(title="failed payments", box=box.SIMPLE_HEAD)
-    table.add_column("payment", no_wrap=True)
-    table.add_column("channel", overflow="fold")
-    table.add_column("category", no_wrap=True)
-    table.add_column("evidence", overflow="fold", max_width=16)
-    table.add_column("scenario, code: summary", overflow="fold", ratio=1, min_width=24)
+    table = Table(title="failed payments", box=box.SIMPLE_HEAD, expand=on_terminal(console))
+    for name in ("payment", "channel", "category", "evidence"):
+        table.add_column(name, overflow="fold")
+    table.add_column("scenario, code: summary", overflow="fold", ratio=1)
     rows = 0
     for exp in explanations:
         failed = [a for a in exp.attempts if a.cause is not None]
@@ -313,7 +438,7 @@ def render_whatif(console: Console, w: WhatIf) -> None:
         f"(state as of position {w.position})"
     )
     for name in ("check", "result", "detail", "evidence"):
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
     styles = {"passed": "green", "failed": "red", "not_applicable": "dim"}
     for c in w.checks:
         table.add_row(
@@ -340,21 +465,28 @@ def render_whatif(console: Console, w: WhatIf) -> None:
 
 
 def render_timeline(
-    console: Console, records: Iterable[Record], evidence: set[int], title: str
+    console: Console,
+    records: Iterable[Record],
+    evidence: set[int],
+    title: str,
+    currencies: Currencies | None = None,
 ) -> int:
-    """The records in position order, the evidence marked; returns how many were printed."""
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("", no_wrap=True, min_width=1)
-    table.add_column("pos", justify="right", no_wrap=True)
-    table.add_column("occurred (UTC)", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("stream: detail", overflow="fold", ratio=1, min_width=24)
+    """The records in position order, the evidence marked (``currencies``: what is known of
+    their amounts' currency beyond the records themselves); returns how many were printed."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, expand=on_terminal(console))
+    table.add_column("", overflow="fold")
+    table.add_column("pos", justify="right", overflow="fold")
+    table.add_column("occurred (UTC)", overflow="fold")
+    table.add_column("type", overflow="fold")
+    table.add_column("stream: detail", overflow="fold", ratio=1)
+    currencies = currencies or Currencies()
     count = 0
     for rec in records:
+        currencies.learn(rec.event)
         mark = rec.position in evidence
         style = "bold" if mark else ""
         detail = Text(rec.stream + ": ", style="dim")
-        detail.append(describe(rec.event))
+        detail.append(describe(rec.event, currencies.of(rec.event)))
         table.add_row(
             Text("*" if mark else "", style="bold red"),
             str(rec.position),
@@ -370,29 +502,35 @@ def render_timeline(
     return count
 
 
-def render_audit(console: Console, records: Iterable[Record]) -> int:
-    table = Table(title="audit", box=box.SIMPLE_HEAD)
-    table.add_column("pos", justify="right", no_wrap=True)
-    table.add_column("occurred (UTC)", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("stream: detail [correlation]", overflow="fold", ratio=1, min_width=24)
+def render_audit(
+    console: Console, records: Iterable[Record], currencies: Currencies | None = None
+) -> int:
+    """The records in position order (``currencies``: what is known of their amounts' currency
+    beyond the records themselves); returns how many were printed."""
+    currencies = currencies or Currencies()
+    table = Table(title="audit", box=box.SIMPLE_HEAD, expand=on_terminal(console))
+    table.add_column("pos", justify="right", overflow="fold")
+    table.add_column("occurred (UTC)", overflow="fold")
+    table.add_column("type", overflow="fold")
+    table.add_column("stream: detail [correlation]", overflow="fold", ratio=1)
     count = 0
     for rec in records:
+        currencies.learn(rec.event)
         detail = Text(rec.stream + ": ", style="dim")
-        detail.append(describe(rec.event))
+        detail.append(describe(rec.event, currencies.of(rec.event)))
         if rec.correlation_id:
             detail.append(f" [{rec.correlation_id}]", style="dim")
         table.add_row(str(rec.position), _when(rec.event.occurred_at), rec.type, detail)
         count += 1
     console.print(table)
-    console.print(f"{count} event{'s' if count != 1 else ''}")
+    console.print(plural(count, "event"))
     return count
 
 
 def render_stats(console: Console, stats: dict[str, Any]) -> None:
     summary = Table(title="payments")
     for name in ("payments", "succeeded", "failed", "pending"):
-        summary.add_column(name, justify="right")
+        summary.add_column(name, justify="right", overflow="fold")
     summary.add_row(*(str(stats[k]) for k in ("payments", "succeeded", "failed", "pending")))
     console.print(summary)
     for key, title in (
@@ -401,8 +539,8 @@ def render_stats(console: Console, stats: dict[str, Any]) -> None:
         ("by_scenario", "failed by scenario"),
     ):
         table = Table(title=title)
-        table.add_column(key.removeprefix("by_"))
-        table.add_column("failed", justify="right")
+        table.add_column(key.removeprefix("by_"), overflow="fold")
+        table.add_column("failed", justify="right", overflow="fold")
         for name, count in sorted(stats[key].items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row(_category(name) if key == "by_category" else name, str(count))
         console.print(table)

@@ -274,10 +274,14 @@ HOSTILE = [
 def test_audit_hostile_values_are_data(tmp_path: Path, run: Run, value: str) -> None:
     db = _store(tmp_path, run, "credit_suspended_overdue")
     before = _head_hash(db)
-    for option in ("--stream", "--type", "--correlation"):
+    for option in ("--stream", "--correlation"):
         code, out, err = run("--db", db, "audit", option, value, "--json")
         assert (code, out) == (0, ""), err
-    assert run("--db", db, "audit", "--since", value)[0] == 2
+    for option in ("--type", "--since"):  # not a catalogue type, not a timestamp: refused
+        code, out, err = run("--db", db, "audit", option, value, "--json")
+        assert (code, out) == (2, ""), err
+        assert err.startswith("payledger: ")
+        assert err.count("\n") == 1, err
     assert _head_hash(db) == before
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from store_contract import T0, collect
 
 from ledger import FormatError, ImportItem, Record, open_store, stream_of
 from ledger.codec import decode_line, encode_record, read_lines
-from ledger.events import CATALOGUE, Event
+from ledger.events import CATALOGUE, AccountOpened, Event
 
 # --- strategies from the annotations -------------------------------------------------------
 
@@ -340,3 +341,147 @@ def test_arbitrary_documents_are_an_item_or_a_format_error(doc: dict[str, Any]) 
         assert type(item.event).__name__ == doc["type"]
         line = item.line
     assert line == 3
+
+
+# --- hostile lines (issue 11) ----------------------------------------------------------------
+
+_OPENED = (
+    '{"stream": "account-A1", "type": "AccountOpened", "occurred_at": "2026-03-01T09:00:00Z", '
+    '"data": {"account_id": "A1", "holder_ref": "H1"}}'
+)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "[" * 1000 + "]" * 1000,
+        _OPENED.replace('"H1"', "[" * 1000 + "]" * 1000),
+        _OPENED.replace('"H1"', '{"a": ' * 1000 + "1" + "}" * 1000),
+        _OPENED.replace('"H1"', "[" * 17 + "]" * 17),  # past the limit, well within Python's
+        _OPENED.replace('"H1"', "[" * 100_000 + "]" * 100_000),
+    ],
+    ids=["top", "data-1000", "objects-1000", "data-17", "data-100000"],
+)
+def test_deep_nesting_is_one_format_error(raw: str) -> None:
+    """1,000 nested brackets used to escape as a RecursionError traceback."""
+    with pytest.raises(FormatError) as info:
+        next(read_lines([b"", raw.encode()], "deep.jsonl"))
+    assert info.value.line == 2
+    assert str(info.value).startswith("deep.jsonl:2: ")
+    assert "nested more than 16 levels" in str(info.value)
+
+
+def test_nesting_an_event_needs_is_read() -> None:
+    item = decode_line(json.dumps(_GOOD), 1)  # envelope, data, candidates, candidate: 4 levels
+    assert item.event.type == "ChannelDecided"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "key"),
+    [
+        (_OPENED[:-1] + ', "stream": "account-A2"}', "stream", "stream"),
+        (_OPENED[:-1] + ', "stream": "account-A1"}', "stream", "stream"),  # same value too
+        (_OPENED.replace('"H1"', '"H1", "holder_ref": "H2"'), "data.holder_ref", "holder_ref"),
+        (_OPENED.replace('"H1"', '"H1", "holder_ref": 7'), "data.holder_ref", "holder_ref"),
+        (_OPENED.replace('"H1"', '"H\\"1", "holder_ref": "H2"'), "data.holder_ref", "holder_ref"),
+        (
+            _OPENED.replace('"H1"', '"H\\u0031", "holder_ref": "H1"'),
+            "data.holder_ref",
+            "holder_ref",
+        ),
+        (
+            json.dumps(_GOOD).replace('"reason": "policy"', '"reason": "policy", "reason": "x"'),
+            "data.candidates[0].reason",
+            "reason",
+        ),
+        ('{"a": 1, "b": {"c": 2}, "a": 1}', "a", "a"),
+    ],
+    ids=["envelope", "envelope-same", "data", "data-int", "escaped", "unicode", "nested", "bare"],
+)
+def test_repeated_keys_are_refused(raw: str, field: str, key: str) -> None:
+    """JSON leaves a repeated key's meaning open; msgspec kept the last one, silently."""
+    with pytest.raises(FormatError) as info:
+        decode_line(raw.encode(), 5, "dup.jsonl")
+    assert (info.value.line, info.value.field) == (5, field)
+    assert f"key {key!r} appears twice" in str(info.value)
+
+
+def test_keys_repeated_in_different_objects_are_fine() -> None:
+    item = decode_line(json.dumps(_GOOD), 1)  # "channel" and "reason" at two levels, once each
+    assert item.stream == "payment-P1"
+
+
+@pytest.mark.parametrize(
+    ("raw", "field", "escape"),
+    [
+        (_OPENED.replace('"H1"', '"\\ud800"'), "data.holder_ref", "\\ud800"),
+        (_OPENED.replace('"H1"', '"H\\uD800x"'), "data.holder_ref", "\\uD800"),
+        (_OPENED.replace('"H1"', '"\\udc00"'), "data.holder_ref", "\\udc00"),
+        (_OPENED.replace('"H1"', '"\\ud800\\u0041"'), "data.holder_ref", "\\ud800"),
+        (_OPENED.replace('"holder_ref"', '"\\udfff"'), "data.\udfff", "\\udfff"),
+        ('{"stream": "\\ud800', None, "\\ud800"),  # and truncated: the surrogate comes first
+    ],
+    ids=["high", "high-then-text", "low", "high-then-ascii", "in-a-key", "truncated"],
+)
+def test_a_lone_surrogate_is_named(raw: str, field: str | None, escape: str) -> None:
+    """A lone surrogate escape used to be reported as "the line is truncated"."""
+    with pytest.raises(FormatError) as info:
+        decode_line(raw.encode(), 3)
+    assert info.value.field == field
+    assert f"{escape} is half of a UTF-16 surrogate pair" in str(info.value)
+    assert "truncated" not in str(info.value)
+
+
+def test_a_surrogate_pair_and_an_escaped_backslash_are_text() -> None:
+    pair = decode_line(_OPENED.replace('"H1"', '"\\ud83d\\ude97"').encode(), 1).event
+    assert isinstance(pair, AccountOpened)
+    assert pair.holder_ref == "\U0001f697"
+    backslash = decode_line(_OPENED.replace('"H1"', '"\\\\ud800"').encode(), 1).event
+    assert isinstance(backslash, AccountOpened)
+    assert backslash.holder_ref == "\\ud800"
+
+
+# --- retry-safe import ---------------------------------------------------------------------
+
+
+def test_derived_ids_are_deterministic_and_per_line() -> None:
+    line = _OPENED.encode()
+    first = [i.event_id for i in read_lines([line, line + b"\r\n"], derive_ids=True)]
+    again = [i.event_id for i in read_lines([line + b"\n", line + b"\n"], derive_ids=True)]
+    assert first == again  # the same bytes at the same line numbers; line endings do not count
+    assert first[0] != first[1]  # two identical lines are two events
+    for eid in first:
+        assert eid is not None
+        parsed = uuid.UUID(eid)
+        assert parsed.version == 8
+        assert parsed.variant == uuid.RFC_4122
+    # the first 48 bits are occurred_at in Unix milliseconds, like the store's own v7 ids
+    moment = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert uuid.UUID(first[0]).int >> 80 == int(moment.timestamp() * 1000)
+    other = _OPENED.replace('"H1"', '"H2"').encode()
+    assert next(read_lines([other], derive_ids=True)).event_id != first[0]  # content counts
+    assert [i.event_id for i in read_lines([line])] == [None]  # off by default
+
+
+def test_derived_ids_keep_an_explicit_id() -> None:
+    doc = json.loads(_OPENED) | {"event_id": "0190a7a8-8b4e-7c3d-9a1b-2c3d4e5f6a7b"}
+    (item,) = read_lines([json.dumps(doc).encode()], derive_ids=True)
+    assert item.event_id == "0190a7a8-8b4e-7c3d-9a1b-2c3d4e5f6a7b"
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_importing_a_file_without_ids_twice_adds_nothing(backend: str, tmp_path: Path) -> None:
+    """The natural retry after an interrupted import must be a no-op."""
+    lines = [json.dumps(_GOOD).encode(), _OPENED.encode(), _OPENED.encode(), b""]
+    target = ":memory:" if backend == "memory" else str(tmp_path / "l.db")
+
+    async def go() -> None:
+        async with open_store(target) as store:
+            first = await store.import_events(read_lines(lines, "f.jsonl", derive_ids=True))
+            assert (first.appended, first.skipped) == (3, 0)
+            again = await store.import_events(read_lines(lines, "f.jsonl", derive_ids=True))
+            assert (again.appended, again.skipped) == (0, 3)
+            assert await store.head() == 3
+            assert (await store.verify()).ok
+
+    anyio.run(go, backend="asyncio")

@@ -62,11 +62,28 @@ def test_describe_says_what_happened() -> None:
 def test_parse_timestamp() -> None:
     assert parse_timestamp("2026-03-01T09:00:00Z", "--since") == T
     assert parse_timestamp("2026-03-01T17:00:00+08:00", "--since") == T
-    assert parse_timestamp("2026-03-01T09:00:00", "--since") == T
-    assert parse_timestamp("2026-03-01", "--since") == T.replace(hour=0)
-    for bad in ("", "tomorrow", "2026-13-01", "'; DROP TABLE events; --", "\x00", "9" * 10_000):
+    assert parse_timestamp("2026-03-01", "--since") == T.replace(hour=0)  # midnight UTC
+    for bad in (
+        "",
+        "tomorrow",
+        "2026-13-01",
+        "'; DROP TABLE events; --",
+        "\x00",
+        "9" * 10_000,
+        "20260301",
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    ):
         with pytest.raises(LedgerError, match="--until"):
             parse_timestamp(bad, "--until")
+
+
+@pytest.mark.parametrize("naive", ["2026-03-01T09:00:00", "2026-03-01 09:00", "2026-03-01T09"])
+def test_a_time_without_a_zone_is_refused(naive: str) -> None:
+    """It used to be taken as UTC; a user in +08:00 would have filtered eight hours off."""
+    with pytest.raises(LedgerError) as info:
+        parse_timestamp(naive, "--since")
+    assert str(info.value).startswith("--since: ")
+    assert "no time zone" in str(info.value)
 
 
 def test_progress_bar_only_on_a_terminal() -> None:

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rich.rule import Rule
+from rich.markup import escape
 
 from ledger import open_store
 from ledger.codec import read_lines
@@ -20,7 +20,7 @@ from ledger.codec import read_lines
 from .. import cases
 from ..engine import explain
 from ..explanation import Explanation
-from ..render import CATEGORY_STYLE, render_explanation
+from ..render import CATEGORY_STYLE, heading, plural, render_explanation
 from ._common import add_command, console, print_json
 from .explain import evidence_records
 
@@ -42,7 +42,7 @@ async def run(args: argparse.Namespace) -> int:
                 with cases.incident_path(name).open("rb") as handle:
                     await store.import_events(read_lines(handle, source=f"{name}.jsonl"))
                 if not args.json:
-                    console.print(Rule(f"[bold]{entry.get('title', name)}[/bold]  ({name})"))
+                    heading(console, f"{entry.get('title', name)}  ({name})")
                 for payment_id in entry["payments"]:
                     exp = await explain(store, str(payment_id))
                     explained.append(exp)
@@ -73,16 +73,16 @@ async def run(args: argparse.Namespace) -> int:
             f"[{CATEGORY_STYLE.get(c, 'white')}]{c}[/] {n}"
             for c, n in sorted(categories.items(), key=lambda kv: kv[0])
         )
-        console.print(Rule())
+        heading(console)
         console.print(
-            f"[bold]{len(explained)} payments explained[/bold] in {stores} incidents: {shown}; "
-            f"{saved} saved by failover"
+            f"[bold]{plural(len(explained), 'payment')} explained[/bold] in "
+            f"{plural(stores, 'incident')}: {shown}; {saved} saved by failover"
         )
         if bad:
-            console.print(f"[red]ALTERED[/red]: {'; '.join(bad)}")
+            console.print(f"[red]ALTERED[/red]: {escape('; '.join(bad))}")
         else:
             console.print(
-                f"[green]ok[/green]: {events} events in {stores} stores, positions gap-free, "
-                "hash chains intact"
+                f"[green]ok[/green]: {plural(events, 'event')} in {plural(stores, 'store')}, "
+                "positions gap-free, hash chains intact"
             )
     return 0 if not bad else 1

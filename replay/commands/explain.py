@@ -12,22 +12,35 @@ from ledger.store import EventStore, Record
 
 from ..batch import explain_failed
 from ..engine import explain
-from ..render import parse_timestamp, progress_bar, render_explanation, render_failed_table
-from ._common import add_command, console, err_console, open_db, print_json
+from ..render import (
+    parse_timestamp,
+    plural,
+    progress_bar,
+    render_explanation,
+    render_failed_table,
+)
+from ._common import add_command, console, err_console, non_empty, open_db, print_json
 
 
 def register(sub: Any) -> None:
     parser = add_command(
-        sub, "explain", "why a payment failed: root cause, evidence, remedy (CONTRACT 5)", run
+        sub, "explain", "why a payment failed: root cause, evidence, remedy, each attempt", run
     )
-    parser.add_argument("payment_id", metavar="PAYMENT_ID", nargs="?")
+    parser.add_argument(
+        "payment_id",
+        metavar="PAYMENT_ID",
+        nargs="?",
+        type=non_empty,
+        help="the payment to explain (or --failed for every failed payment)",
+    )
     parser.add_argument(
         "--failed", action="store_true", help="explain every failed payment (one pass)"
     )
     parser.add_argument(
         "--since",
         metavar="TIMESTAMP",
-        help="with --failed: only payments requested at or after this moment (RFC 3339)",
+        help="with --failed: only payments requested at or after this moment (RFC 3339 with "
+        "a zone, e.g. 2026-03-01T09:00:00Z, or a date: its midnight UTC)",
     )
 
 
@@ -65,5 +78,5 @@ async def run(args: argparse.Namespace) -> int:
                 return 0
             found = [exp async for exp in explain_failed(store, since=since, progress=tick)]
         rows = render_failed_table(console, found)
-        console.print(f"{rows} failed payment{'s' if rows != 1 else ''}")
+        console.print(plural(rows, "failed payment"))
     return 0

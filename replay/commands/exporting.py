@@ -1,34 +1,36 @@
-"""``payledger --db P export [FILE]``: every event in position order, as JSON Lines."""
+"""``payledger --db P export [FILE]``: every event in position order, as JSON Lines.
+
+FILE goes through :mod:`replay.output`: checked before the store is opened (never the store
+itself, another payledger store or a directory), written through a temporary file renamed over
+it at the end (a regular file) or directly (``-``, a pipe, a device).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ledger.codec import encode_record
 
-from ._common import add_command, open_db
+from ..output import check_output, open_output
+from ._common import add_command, open_db, require_db
 
 
 def register(sub: Any) -> None:
     parser = add_command(sub, "export", "write every event in position order as JSON Lines", run)
-    parser.add_argument("file", metavar="FILE", nargs="?", help="default: standard output")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        nargs="?",
+        default="-",
+        help="where to write: a new or existing file, a pipe or a device ('-' or none: stdout)",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
+    target = check_output(args.file, option="export", db=require_db(args))
     async with open_db(args) as store:
-        if args.file in (None, "-"):
-            out = sys.stdout.buffer
+        with open_output(target) as out:
             async for record in store.read_all():
                 out.write(encode_record(record))
-            out.flush()
-        else:
-            tmp = args.file + ".partial"
-            with open(tmp, "wb") as handle:  # noqa: ASYNC230 - a local file, written in pages
-                async for record in store.read_all():
-                    handle.write(encode_record(record))
-            import os
-
-            os.replace(tmp, args.file)
     return 0

@@ -13,6 +13,7 @@ from ledger.codec import read_lines
 from ledger.errors import FormatError, LedgerError
 from projections import Projector
 
+from ..render import plural
 from ._common import add_command, console, open_db, print_json, require_db
 
 
@@ -20,7 +21,12 @@ def register(sub: Any) -> None:
     parser = add_command(
         sub, "import", "append every event of a JSON Lines file atomically ('-': stdin)", run
     )
-    parser.add_argument("file", metavar="FILE")
+    parser.add_argument(
+        "file",
+        metavar="FILE",
+        help="a JSON Lines file of events ('-': standard input); lines without an event_id get "
+        "ids derived from the line, so importing the same file again adds nothing",
+    )
     parser.add_argument(
         "--no-project",
         action="store_true",
@@ -43,7 +49,7 @@ async def run(args: argparse.Namespace) -> int:
     imported = False
     try:
         async with open_db(args, readonly=False) as store:
-            result = await store.import_events(read_lines(handle, source))
+            result = await store.import_events(read_lines(handle, source, derive_ids=True))
             imported = True
             if not args.no_project and isinstance(store, SQLiteEventStore):
                 # Bring the read models up to date so `state` and `explain` read them, not the log.
@@ -62,7 +68,7 @@ async def run(args: argparse.Namespace) -> int:
         print_json(result)
     else:
         console.print(
-            f"imported {result.appended} events"
+            f"imported {plural(result.appended, 'event')}"
             + (
                 f" (positions {result.first_position}-{result.last_position})"
                 if result.appended

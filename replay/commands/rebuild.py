@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from projections import Projector
 
+from ..render import plural
 from ._common import add_command, console, err_console, open_db, print_json
 
 __all__ = ["register", "run"]
@@ -50,7 +51,7 @@ async def run(args: argparse.Namespace) -> int:
         )
     else:
         console.print(
-            f"rebuilt every projection from {result.events} events "
+            f"rebuilt every projection from {plural(result.events, 'event')} "
             f"in {result.seconds:.2f} s ({result.events_per_second:,.0f} events/s)"
         )
     return 0

@@ -3,30 +3,27 @@ the router with fake processors over a simulated population and record everythin
 (:mod:`gateway.simulator`). ``--truth`` writes the injected cause of each failed payment as JSON
 Lines ``{"payment_id": ..., "category": ...}``; ``--json`` prints the run's summary as one JSON
 document.
+
+The truth file goes through :mod:`replay.output`: it is checked (never the store, another
+payledger store, a directory or a missing directory) and opened before the store is touched, and
+appears only once complete.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from contextlib import ExitStack
 from typing import Any
 
 import msgspec
+from rich.markup import escape
 
 from gateway.simulator import SimulationConfig, simulate
-from ledger.errors import LedgerError, StoreError
+from ledger.errors import StoreError
 
-from ._common import add_command, console, open_db, print_json
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
+from ..output import check_output, open_output
+from ..render import plural
+from ._common import add_command, at_least, console, open_db, print_json, require_db
 
 
 def register(sub: Any) -> None:
@@ -36,8 +33,20 @@ def register(sub: Any) -> None:
         "drive the router over a simulated population of car-loan payments",
         run,
     )
-    parser.add_argument("--payments", type=_count, required=True, metavar="N")
-    parser.add_argument("--seed", type=int, default=0, metavar="S")
+    parser.add_argument(
+        "--payments",
+        type=at_least(1),
+        required=True,
+        metavar="N",
+        help="how many payments to simulate (at least 1)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="the random seed: the same seed gives the same population and world (default 0)",
+    )
     parser.add_argument(
         "--no-failover",
         action="store_true",
@@ -45,13 +54,12 @@ def register(sub: Any) -> None:
     )
     parser.add_argument(
         "--truth",
-        type=Path,
         metavar="FILE",
         help="write the injected cause of each failed payment as JSON Lines",
     )
     parser.add_argument(
         "--concurrency",
-        type=_count,
+        type=at_least(1),
         default=SimulationConfig(payments=0).concurrency,
         metavar="K",
         help="payments in flight (default %(default)s)",
@@ -59,26 +67,25 @@ def register(sub: Any) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    if args.concurrency < 1:
-        raise LedgerError("--concurrency must be at least 1")
     config = SimulationConfig(
         payments=args.payments,
         seed=args.seed,
         failover=not args.no_failover,
         concurrency=args.concurrency,
     )
-    async with open_db(args, readonly=False) as store:
-        if await store.head() != 0:
-            raise StoreError(f"{args.db}: simulate needs an empty store (this one has events)")
-        report = await simulate(store, config)
-    if args.truth is not None:
-        encoder = msgspec.json.Encoder()
-        try:
-            with args.truth.open("wb") as out:
-                for truth in report.truth:
-                    out.write(encoder.encode(truth) + b"\n")
-        except OSError as e:
-            raise StoreError(f"{args.truth}: cannot write the truth file ({e})") from e
+    db = require_db(args)
+    truth = None if args.truth is None else check_output(args.truth, option="--truth", db=db)
+    with ExitStack() as files:
+        # Open the truth file first: a path that cannot be written fails before the store fills.
+        out = None if truth is None else files.enter_context(open_output(truth))
+        async with open_db(args, readonly=False) as store:
+            if await store.head() != 0:
+                raise StoreError(f"{db}: simulate needs an empty store (this one has events)")
+            report = await simulate(store, config)
+        if out is not None:
+            encoder = msgspec.json.Encoder()
+            for line in report.truth:
+                out.write(encoder.encode(line) + b"\n")
     if args.json:
         print_json(
             {
@@ -96,17 +103,19 @@ async def run(args: argparse.Namespace) -> int:
         )
         return 0
     console.print(
-        f"simulated {report.payments} payments (seed {args.seed}, "
+        f"simulated {plural(report.payments, 'payment')} (seed {args.seed}, "
         f"failover {'off' if args.no_failover else 'on'}): "
         f"[green]{report.succeeded} succeeded[/green], [red]{report.failed} failed[/red], "
         f"{report.failovers} of them after a failover"
     )
     for category, count in sorted(report.failed_by_category.items()):
-        console.print(f"  {category:<15} {count}")
+        console.print(f"  {escape(category):<15} {count}")
     console.print(
-        f"{report.events} events in {report.seconds:.2f} s "
+        f"{plural(report.events, 'event')} in {report.seconds:.2f} s "
         f"({report.events_per_second:,.0f} events/s)"
     )
     if args.truth is not None:
-        console.print(f"truth: {len(report.truth)} failed payments written to {args.truth}")
+        console.print(
+            f"truth: {plural(len(report.truth), 'failed payment')} written to {escape(args.truth)}"
+        )
     return 0

@@ -5,15 +5,16 @@ overdue."""
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from ledger.errors import NotFoundError
 from projections import AccountState, account_at
 
-from ._common import add_command, console, open_db, print_json
+from ..render import money, parse_timestamp
+from ._common import add_command, console, non_empty, open_db, print_json
 
 __all__ = ["register", "run", "state_document"]
 
@@ -28,27 +29,19 @@ def _position(text: str) -> int:
     return value
 
 
-def _timestamp(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an RFC 3339 timestamp (e.g. 2026-03-01T09:00:00Z)"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def register(sub: Any) -> None:
     parser = add_command(sub, "state", "an account's projected state at a position or time", run)
-    parser.add_argument("--account", metavar="ID", required=True, help="the account id")
+    parser.add_argument(
+        "--account", metavar="ID", required=True, type=non_empty, help="the account id"
+    )
     parser.add_argument(
         "--at", metavar="POSITION", type=_position, help="the last global position to include"
     )
     parser.add_argument(
         "--as-of",
         metavar="TIMESTAMP",
-        type=_timestamp,
-        help="include the events that occurred at or before this RFC 3339 time",
+        help="include the events that occurred at or before this moment (RFC 3339 with a zone, "
+        "e.g. 2026-03-01T09:00:00Z, or a date: its midnight UTC)",
     )
 
 
@@ -72,28 +65,24 @@ def state_document(state: AccountState) -> dict[str, Any]:
     }
 
 
-def _minor(amount: int) -> str:
-    sign = "-" if amount < 0 else ""
-    whole, fen = divmod(abs(amount), 100)
-    return f"{sign}{whole:,}.{fen:02d}"
-
-
 async def run(args: argparse.Namespace) -> int:
+    as_of = None if args.as_of is None else parse_timestamp(args.as_of, "--as-of")
     async with open_db(args) as store:
-        state = await account_at(store, args.account, position=args.at, as_of=args.as_of)
+        state = await account_at(store, args.account, position=args.at, as_of=as_of)
     if state is None:
         when = ""
         if args.at is not None:
             when = f" at position {args.at}"
-        if args.as_of is not None:
-            when += f" as of {args.as_of.isoformat().replace('+00:00', 'Z')}"
+        if as_of is not None:
+            when += f" as of {as_of.isoformat().replace('+00:00', 'Z')}"
         raise NotFoundError(f"account {args.account!r}: no events{when}")
     if args.json:
         print_json(state_document(state))
         return 0
     score = "-" if state.score is None else str(state.score)
     console.print(
-        f"account [bold]{state.account_id}[/bold] at position {state.position}: score {score}"
+        f"account [bold]{escape(state.account_id)}[/bold] at position {state.position}: "
+        f"score {score}"
         + (f" (set at position {state.score_position})" if state.score_position else "")
     )
     if not state.credit:
@@ -101,19 +90,23 @@ async def run(args: argparse.Namespace) -> int:
         return 0
     table = Table(show_header=True, header_style="bold")
     for column in ("product", "status", "limit", "used", "held", "available", "overdue"):
-        table.add_column(column, justify="left" if column in ("product", "status") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("product", "status") else "right",
+            overflow="fold",
+        )
     for product, line in sorted(state.credit.items()):
-        status = line.status if line.status == "active" else f"[red]{line.status}[/red]"
+        status = escape(line.status) if line.status == "active" else f"[red]{line.status}[/red]"
         if line.status_position is not None:
             status += f" (@{line.status_position})"
         table.add_row(
-            product,
+            escape(product),
             status,
-            f"{_minor(line.limit_minor)} {line.currency}",
-            _minor(line.used_minor),
-            _minor(line.held_minor),
-            _minor(line.available_minor),
-            _minor(line.overdue_minor),
+            money(line.limit_minor, line.currency),
+            money(line.used_minor, line.currency),
+            money(line.held_minor, line.currency),
+            money(line.available_minor, line.currency),
+            money(line.overdue_minor, line.currency),
         )
     console.print(table)
     return 0

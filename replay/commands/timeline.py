@@ -15,7 +15,7 @@ from projections import payment_at
 from ..engine import explain
 from ..explanation import Explanation
 from ..render import record_doc, render_timeline
-from ._common import add_command, console, open_db, print_json
+from ._common import add_command, console, currencies_of, non_empty, open_db, print_json
 from .explain import evidence_records
 
 
@@ -24,8 +24,8 @@ def register(sub: Any) -> None:
         sub, "timeline", "the events that bear on a payment or an account, in order", run
     )
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--payment", metavar="ID", help="a payment id")
-    which.add_argument("--account", metavar="ID", help="an account id")
+    which.add_argument("--payment", metavar="ID", type=non_empty, help="a payment id")
+    which.add_argument("--account", metavar="ID", type=non_empty, help="an account id")
 
 
 def evidence_of(exp: Explanation) -> set[int]:
@@ -90,9 +90,10 @@ async def run(args: argparse.Namespace) -> int:
         else:
             records, evidence = await account_timeline(store, args.account)
             title = f"timeline of account {args.account}"
+        currencies = None if args.json else await currencies_of(store, records)
     if args.json:
         for rec in records:
             print_json(record_doc(rec, evidence=rec.position in evidence))
     else:
-        render_timeline(console, records, evidence, title)
+        render_timeline(console, records, evidence, title, currencies)
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
+
+from ..render import plural
 from ._common import add_command, console, open_db, print_json
 
 
@@ -18,13 +21,15 @@ async def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report)
     elif report.ok:
+        positions = f"positions 1-{report.head_position}" if report.head_position else "no events"
         console.print(
-            f"[green]ok[/green]: {report.checked} events, positions 1-{report.head_position} "
-            f"gap-free, hash chain intact\nhead {report.head_hash}"
+            f"[green]ok[/green]: {plural(report.checked, 'event')}, {positions} gap-free, "
+            f"hash chain intact\nhead {report.head_hash}"
         )
     else:
         console.print(
             f"[red]ALTERED[/red]: first bad position {report.first_bad_position}: "
-            f"{report.reason} ({report.checked} events checked before it)"
+            f"{escape(report.reason or 'unknown reason')} "
+            f"({plural(report.checked, 'event')} checked before it)"
         )
     return 0 if report.ok else 1

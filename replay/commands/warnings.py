@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from rich.markup import escape
+
 from gateway.warnings import Warning, warnings
 
 from ..render import parse_timestamp
@@ -28,7 +30,10 @@ def register(sub: Any) -> None:
         run,
     )
     parser.add_argument(
-        "--since", metavar="T", help="only warnings raised at or after T (RFC 3339)"
+        "--since",
+        metavar="T",
+        help="only warnings raised by events that occurred at or after T (RFC 3339 with a "
+        "zone, e.g. 2026-03-01T09:00:00Z, or a date: its midnight UTC)",
     )
     parser.add_argument(
         "--follow", action="store_true", help="keep watching for new events until interrupted"
@@ -39,8 +44,8 @@ def _line(w: Warning) -> str:
     style = _STYLE.get(w.severity, "")
     when = w.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
-        f"{when} [{style}]{w.severity:<8}[/{style}] {w.kind:<21} {w.subject:<20} "
-        f"{w.summary} [dim](position {w.position})[/dim]"
+        f"{when} [{style}]{w.severity:<8}[/{style}] {w.kind:<21} {escape(w.subject):<20} "
+        f"{escape(w.summary)} [dim](position {w.position})[/dim]"
     )
 
 

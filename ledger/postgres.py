@@ -401,3 +401,8 @@ class PostgresEventStore(EventStore):
     def writer_connection(self) -> Connection | None:
         """The writer's connection, when open (``None`` when read-only or not yet connected)."""
         return self._writer.connection
+
+    @property
+    def listener_connection(self) -> Connection | None:
+        """The LISTEN connection, when open (after a ``wait_for_append``)."""
+        return self._listener.connection

@@ -10,15 +10,27 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import asyncpg
 import pytest
 
-__all__ = ["ENV_REQUIRE", "ENV_URL", "admin", "database_url", "fresh_database", "server_url"]
+__all__ = [
+    "ENV_REQUIRE",
+    "ENV_URL",
+    "admin",
+    "database_url",
+    "fresh_database",
+    "run",
+    "server_url",
+    "sync_database",
+]
+
+T = TypeVar("T")
 
 ENV_URL = "PAYLEDGER_TEST_POSTGRES_URL"
 ENV_REQUIRE = "PAYLEDGER_REQUIRE_POSTGRES"
@@ -68,3 +80,29 @@ async def fresh_database(prefix: str = "payledger_t") -> AsyncIterator[str]:
         with anyio.CancelScope(shield=True):
             async with admin(url) as conn:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` in a new event loop (for tests that are not async: the CLI runs its own)."""
+    return anyio.run(fn, backend="asyncio")
+
+
+@contextmanager
+def sync_database(prefix: str = "payledger_t") -> Iterator[str]:
+    """:func:`fresh_database` for a test that is not async."""
+    url = server_url()
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        async with admin(url) as conn:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+
+    async def drop() -> None:
+        async with admin(url) as conn:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    run(create)
+    try:
+        yield database_url(url, name)
+    finally:
+        run(drop)

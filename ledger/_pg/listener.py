@@ -35,6 +35,11 @@ class Listener:
         self._closed = False
 
     @property
+    def connection(self) -> Connection | None:
+        """The listening connection, when open (for tests and diagnostics)."""
+        return self._conn
+
+    @property
     def listening(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 

@@ -66,27 +66,30 @@ free_port() {
 }
 
 start() {
-    local bindir dir port password
-    bindir=$(ensure_installed)
+    # Every step is checked by hand: `set -e` does not apply inside `exports=$(start) || ...`.
+    local bindir dir port password tries=0
+    bindir=$(ensure_installed) || return 1
     if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-        useradd --system --no-create-home --shell /usr/sbin/nologin postgres
+        useradd --system --no-create-home --shell /usr/sbin/nologin postgres || return 1
     fi
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/payledger-pg.XXXXXX")
-    chmod 755 "$dir"
-    mkdir "$dir/data" "$dir/socket"
-    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-    printf '%s\n' "$password" >"$dir/password"
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/payledger-pg.XXXXXX") || return 1
+    case "$dir" in */payledger-pg.*) [ -d "$dir" ] || return 1 ;; *) return 1 ;; esac
+    fail() { log "$1"; [ -f "$dir/server.log" ] && tail -n 20 "$dir/server.log" >&2; rm -rf "$dir"; return 1; }
+    chmod 755 "$dir" && mkdir "$dir/data" "$dir/socket" || { fail "cannot prepare $dir"; return 1; }
+    password=$(python3 -c 'import secrets; print(secrets.token_hex(16))') || { fail "no python3"; return 1; }
+    printf '%s\n' "$password" >"$dir/password" && chmod 600 "$dir/password" || { fail "cannot write"; return 1; }
     if [ "$(id -u)" = 0 ]; then
-        chown -R postgres: "$dir"
+        chown -R postgres: "$dir" || { fail "cannot chown $dir"; return 1; }
     fi
-    chmod 700 "$dir/data"
-    chmod 600 "$dir/password"
-    as_owner "$bindir/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C --no-sync \
-        --auth-local=trust --auth-host=scram-sha-256 --pwfile="$dir/password" >"$dir/initdb.log" 2>&1 \
-        || { cat "$dir/initdb.log" >&2; rm -rf "$dir"; return 1; }
-    local tries=0
+    chmod 700 "$dir/data" || { fail "cannot chmod"; return 1; }
+    if ! as_owner "$bindir/initdb" -D "$dir/data" -U postgres -E UTF8 --locale=C --no-sync \
+        --auth-local=trust --auth-host=scram-sha-256 --pwfile="$dir/password" >"$dir/initdb.log" 2>&1; then
+        cat "$dir/initdb.log" >&2
+        fail "initdb failed"
+        return 1
+    fi
     while :; do
-        port=$(free_port)
+        port=$(free_port) || { fail "no free port"; return 1; }
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/socket -c max_connections=300 -c fsync=on -c synchronous_commit=on" \
             >"$dir/pg_ctl.log" 2>&1; then
@@ -94,14 +97,18 @@ start() {
         fi
         tries=$((tries + 1))
         if [ "$tries" -ge 3 ]; then
-            cat "$dir/pg_ctl.log" "$dir/server.log" >&2 || true
-            rm -rf "$dir"
+            cat "$dir/pg_ctl.log" >&2
+            fail "the server did not start"
             return 1
         fi
     done
-    as_owner "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/socket" -p "$port" -U postgres \
+    if ! as_owner "$bindir/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir/socket" -p "$port" -U postgres \
         -d postgres -c "CREATE ROLE payledger LOGIN SUPERUSER PASSWORD '$password'" \
-        -c "CREATE DATABASE payledger OWNER payledger" >&2
+        -c "CREATE DATABASE payledger OWNER payledger" >&2; then
+        as_owner "$bindir/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1
+        fail "cannot create the role and the database"
+        return 1
+    fi
     echo "$port" >"$dir/port"
     echo "export PAYLEDGER_TEST_POSTGRES_URL='postgresql://payledger:$password@127.0.0.1:$port/payledger'"
     echo "export PAYLEDGER_TEST_POSTGRES_DIR='$dir'"
@@ -110,6 +117,7 @@ start() {
 
 stop() {
     local dir="$1" bindir
+    case "$dir" in */payledger-pg.*) ;; *) log "not a server directory: $dir"; return 1 ;; esac
     [ -d "$dir/data" ] || { log "no server in $dir"; return 0; }
     bindir=$(find_bindir) || true
     if [ -n "$bindir" ]; then

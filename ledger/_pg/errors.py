@@ -49,7 +49,7 @@ def translate(e: BaseException, where: str, url: str, *, connecting: bool = Fals
     error: LedgerError
     if isinstance(e, asyncpg.exceptions.ReadOnlySQLTransactionError):
         error = ReadOnlyError(f"{where}: the store is read-only ({message})")
-    elif isinstance(e, (asyncpg.ClientConfigurationError, ValueError, TypeError)):
+    elif isinstance(e, (asyncpg.ClientConfigurationError, ValueError, TypeError, OverflowError)):
         error = StoreError(f"{where}: not a valid PostgreSQL URL ({message})")
     elif isinstance(e, asyncpg.exceptions.LockNotAvailableError):
         error = StoreError(f"{where}: the store stayed busy past the lock timeout ({message})")

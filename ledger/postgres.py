@@ -175,6 +175,7 @@ class PostgresEventStore(EventStore):
                 await self._listener.aclose()
             finally:
                 await self._pool.aclose()
+                await self._settings.settle()  # attempts cut short: closed as they end
                 self._wake()
 
     def _check_open(self) -> None:

@@ -544,6 +544,22 @@ async def test_a_follower_survives_its_listening_connection_being_killed() -> No
 
 
 @pytest.mark.anyio
+async def test_waits_cut_short_leave_nothing_behind() -> None:
+    """Cancelled at random points (opening the listening connection, reading the head,
+    waiting), waits leak no connection (an unclosed one would fail the test: warnings are
+    errors) and the next wait still works."""
+    rng = random.Random(20260303)
+    async with fresh_database() as url, open_store(url) as store:
+        await store.append("account-A1", [opened("A1")])
+        for _ in range(30):
+            with anyio.move_on_after(rng.choice([0.0, 0.0005, 0.001, 0.003, 0.01])):
+                await store.wait_for_append(1)
+        await store.append("account-A1", [opened("A1", 1)])
+        with anyio.fail_after(20):  # a hang guard
+            assert await store.wait_for_append(1) == 2
+
+
+@pytest.mark.anyio
 async def test_wait_for_append_is_woken_by_another_connection() -> None:
     woke: list[int] = []
     async with fresh_database() as url, open_store(url) as writer:

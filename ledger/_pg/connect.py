@@ -12,6 +12,7 @@ PostgreSQL's conventions, through asyncpg: ``PGPASSWORD``, ``PGPASSFILE`` and ``
 
 from __future__ import annotations
 
+import asyncio
 from typing import Final, TypeAlias
 
 import anyio
@@ -30,13 +31,21 @@ APPLICATION_NAME: Final = "payledger"
 class Settings:
     """What every connection of one store is opened with."""
 
-    __slots__ = ("durability", "lock_timeout", "readonly", "url")
+    __slots__ = ("durability", "lock_timeout", "opening", "readonly", "url")
 
     def __init__(self, url: str, *, readonly: bool, durability: Durability, lock_timeout: float):
         self.url = url
         self.readonly = readonly
         self.durability = durability
         self.lock_timeout = lock_timeout
+        self.opening: set[asyncio.Task[Connection]] = set()
+        """Connection attempts still running (see :func:`connect`)."""
+
+    async def settle(self) -> None:
+        """Wait for the connection attempts still running to end (and close what they open)."""
+        with anyio.CancelScope(shield=True):
+            while self.opening:
+                await asyncio.wait(set(self.opening))
 
     def server_settings(self, *, writer: bool) -> dict[str, str]:
         """Every connection but the writer's is read-only (reads, the listener), whatever the
@@ -53,7 +62,30 @@ class Settings:
 
 async def connect(settings: Settings, *, writer: bool = False) -> Connection:
     """A new connection; raises :class:`ledger.errors.StoreError` (never an asyncpg or OS error)
-    when the URL is malformed or the server cannot be reached or refuses."""
+    when the URL is malformed or the server cannot be reached or refuses.
+
+    The attempt runs in a task of its own: asyncpg's handshake, interrupted half way, leaves a
+    future whose error no one retrieves. A caller cancelled meanwhile returns at once; the
+    attempt ends by itself, and the connection it opens is closed."""
+    task = asyncio.ensure_future(_connect(settings, writer=writer))
+    settings.opening.add(task)
+    task.add_done_callback(settings.opening.discard)
+    try:
+        return await asyncio.shield(task)
+    except BaseException:
+        task.add_done_callback(_discard)  # (a done task, too: it may have ended as we were cut)
+        raise
+
+
+def _discard(task: asyncio.Task[Connection]) -> None:
+    """Close the connection of an attempt whose caller is gone (or retrieve its error)."""
+    if task.cancelled():
+        return
+    if task.exception() is None:
+        task.result().terminate()
+
+
+async def _connect(settings: Settings, *, writer: bool) -> Connection:
     where = mask(settings.url)
     conn: Connection | None = None
     try:

@@ -15,6 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+import anyio
+
 from .connect import Connection, close
 
 __all__ = ["CHANNEL", "Listener"]
@@ -33,6 +35,7 @@ class Listener:
         self._conn: Connection | None = None
         self._failed_at: float | None = None
         self._closed = False
+        self._opening = anyio.Lock()
 
     @property
     def connection(self) -> Connection | None:
@@ -45,6 +48,12 @@ class Listener:
 
     async def ensure(self) -> bool:
         """Listen, if not already; returns whether notifications will come (else: poll)."""
+        if self.listening or self._closed:
+            return self.listening
+        async with self._opening:  # one connection, however many waiters ask at once
+            return await self._open()
+
+    async def _open(self) -> bool:
         if self.listening or self._closed:
             return self.listening
         if self._failed_at is not None and time.monotonic() - self._failed_at < _RETRY_AFTER:
@@ -60,6 +69,10 @@ class Listener:
             if conn is not None:
                 conn.terminate()
             return False
+        except BaseException:  # cancelled half way: leave no connection behind
+            if conn is not None:
+                conn.terminate()
+            raise
         if self._closed:
             await close(conn)
             return False

@@ -7,7 +7,7 @@ The append path, in one place:
    interrupt a transaction half way), yields a few times so that every ready append joins, then
    takes the whole queue as one group and commits it in one transaction, in four round trips:
 
-   - ``BEGIN``;
+   - ``BEGIN`` (read committed: each statement sees what committed before it began);
    - ``ledger_lock_head(streams, ids)``: locks the one-row ``ledger_head`` (``FOR UPDATE``:
      every writer of every process queues here, so commits happen in position order), then reads
      the head, the current version of each stream of the group and the events already stored
@@ -60,6 +60,9 @@ __all__ = ["Request", "Writer", "settle"]
 
 T = TypeVar("T")
 
+_BEGIN: Final = "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+"""Whatever the server's defaults: each statement after the head lock must see the commits made
+before the lock was granted (a snapshot per statement), and the transaction writes."""
 _GATHER_PASSES: Final = 4
 """How many times the driver yields, before it takes the queue, to let more appends join."""
 
@@ -151,13 +154,13 @@ class Writer:
         idle is replaced once: nothing of the transaction was sent on it."""
         conn = await self._connection()
         try:
-            await conn.execute("BEGIN")
+            await conn.execute(_BEGIN)
         except Exception as e:
             if not is_connection_error(e):
                 raise
             self._drop(conn)
             conn = await self._connection()
-            await conn.execute("BEGIN")
+            await conn.execute(_BEGIN)
         return conn
 
     async def _rollback(self, conn: Connection) -> None:

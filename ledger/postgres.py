@@ -24,7 +24,8 @@ What the design guarantees
   transaction runs in the store's own task (appends) or is rolled back, and ``COMMIT`` is never
   interrupted (:func:`ledger._pg.writer.settle`). A connection killed mid-append
   (``pg_terminate_backend``, a restart) fails that call with a :class:`StoreError`, nothing of it
-  stored, and the next call reconnects.
+  stored, and the next call reconnects; killed while its ``COMMIT`` was in flight, the call
+  looks up, under the head lock, which of the two happened, and answers accordingly.
 - **Tamper-evident**: triggers refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on ``events``;
   :meth:`PostgresEventStore.verify` walks the chain, the positions, the stream versions and the
   head, and names the first bad position of a log altered with the triggers disabled.
@@ -36,17 +37,22 @@ What the design guarantees
 What it costs
 -------------
 - **Commits are serialised** across the whole fleet: one append transaction at a time holds the
-  head row, for about two round trips and the commit's WAL flush. Measured on the 2-core machine
-  this project is developed on (PostgreSQL 15, local socket, fsync on), that is about 1,000
-  transactions a second however many processes append: one process appending with one task at a
-  time gets the same commit rate as four. Group commit is what buys throughput back: 4 processes
-  of 64 tasks each, single-event durable appends, reach about 6-8x raw asyncpg committing each
-  event in its own transaction (which runs in parallel, unserialised): ``python -m bench
-  postgres`` measures both in the same run.
+  head row, from the lock to the end of its ``COMMIT`` (two round trips, the planning of its
+  rows and the WAL flush). ``python -m bench postgres`` measures it beside raw asyncpg in the
+  same run; on the 2-core development machine (PostgreSQL 15 on the same machine, fsync on,
+  medians of 5): 4 processes appending one event per transaction (nothing to group) commit
+  about 500 times a second in all, 0.4x raw asyncpg committing the same inserts in parallel
+  (about 1,300 a second), which may commit out of position order. Group commit buys it back:
+  4 processes x 64 tasks of single-event durable appends reach about 12,000 events a second in
+  groups of 64, 6x raw asyncpg committing each event in its own transaction (about 1,750 a
+  second). The machine is shared and noisy: single repetitions ranged from 4x to 8x.
 - A transaction of the store that stalls (a paused client) stalls every writer, up to the lock
   timeout (``busy_timeout``, 30 s by default), after which their appends fail with
   :class:`StoreError`; an import holds the head for the whole import.
 - Each ``NOTIFY`` takes PostgreSQL's notification queue lock at commit (already serialised here).
+- Behind a pooler in transaction mode (PgBouncer), LISTEN does not work (``wait_for_append``
+  falls back to polling) and asyncpg's prepared statements need session pooling: point the store
+  at PostgreSQL or at a session-mode pool.
 
 Connections per store object: one writer (none when read-only), up to ``readers`` reading
 connections opened on demand (read-only sessions: ``default_transaction_read_only=on``), and one
@@ -78,6 +84,7 @@ from .errors import (
     LedgerError,
     ReadOnlyError,
     StoreClosedError,
+    StoreError,
 )
 from .events import Event
 from .store import (
@@ -349,6 +356,8 @@ class PostgresEventStore(EventStore):
 
     async def head(self) -> int:
         rows = await self._fetch("SELECT position FROM ledger_head WHERE id = 1", ())
+        if not rows:
+            raise StoreError(f"{self.path}: the store's head row is missing (see verify)")
         return int(rows[0][0])
 
     async def stream_version(self, stream: str) -> int:

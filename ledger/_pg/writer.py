@@ -22,9 +22,10 @@ The append path, in one place:
 
 When the connection is lost before ``COMMIT`` was sent, PostgreSQL rolls the transaction back:
 the group fails with a :class:`StoreError` and the next group reconnects. When it is lost while
-``COMMIT`` was in flight, the outcome is looked up on a new connection (is the group's last event
-at its planned position?), so a caller is told "stored" or "not stored", and only when even that
-cannot be learnt, that the outcome is unknown.
+``COMMIT`` was in flight, the outcome is looked up on a new connection, under the head lock (so
+after the lost transaction has ended): is the group's last event at its planned position? A
+caller is told "stored" or "not stored", and only when even that cannot be learnt, that the
+outcome is unknown.
 """
 
 from __future__ import annotations
@@ -179,12 +180,19 @@ class Writer:
 
     async def _stored(self, row: tuple[Any, ...]) -> bool | None:
         """After the connection was lost during ``COMMIT``: is ``row`` (a planned row: position
-        first, event id eighth) stored? ``None`` when that cannot be learnt."""
+        first, event id eighth) stored? ``None`` when that cannot be learnt.
+
+        The answer is read under the head lock, on a new connection: the lost transaction held
+        that lock, so once it is granted the lost transaction has ended, committed or not (a
+        server that has not yet noticed the lost client makes this wait, up to the lock
+        timeout)."""
         try:
             conn = await self._connection()
-            position = await conn.fetchval(
-                "SELECT position FROM events WHERE event_id = $1", row[7]
-            )
+            async with conn.transaction(isolation="read_committed"):
+                await conn.execute("SELECT 1 FROM ledger_head WHERE id = 1 FOR UPDATE")
+                position = await conn.fetchval(
+                    "SELECT position FROM events WHERE event_id = $1", row[7]
+                )
         except Exception:
             return None
         return bool(position == row[0])

@@ -310,22 +310,24 @@ class Writer:
             else:
                 await conn.execute("ROLLBACK")
         except Exception as e:
-            error = await self._failed(conn, e, planner if committing else None, "append")
+            last = planner.rows[-1] if committing and planner is not None else None
+            error = await self._failed(conn, e, last, "append")
             if error is not None:
                 for request in batch:
                     if request.result is not None or request.error is None:
                         request.result, request.error = None, error
 
     async def _failed(
-        self, conn: Connection | None, e: Exception, committing: Planner | None, what: str
+        self, conn: Connection | None, e: Exception, last_row: tuple[Any, ...] | None, what: str
     ) -> LedgerError | None:
         """The error a failed transaction gives its callers, once the connection is clean (or
-        dropped); ``None`` when, the connection lost during ``COMMIT``, the rows turn out to be
-        stored."""
-        if committing is not None and is_connection_error(e):
+        dropped). ``last_row`` is the transaction's last planned row when ``e`` came from its
+        ``COMMIT``: then, the connection lost, the answer is looked up, and ``None`` returned
+        when the rows turn out to be stored."""
+        if last_row is not None and is_connection_error(e):
             if conn is not None:
                 self._drop(conn)
-            stored = await self._stored(committing.rows[-1])
+            stored = await self._stored(last_row)
             if stored:
                 return None
             if stored is None:
@@ -412,10 +414,8 @@ class Writer:
                     if conn is not None:
                         await self._rollback(conn)
                     raise
-                done = Planner(0, b"")
-                if committing and last_row is not None:
-                    done.rows = [last_row]
-                error = await self._failed(conn, e, done if committing else None, "import")
+                last = last_row if committing else None
+                error = await self._failed(conn, e, last, "import")
                 if error is e:
                     raise
                 if error is not None:

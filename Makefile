@@ -15,9 +15,9 @@ $(BIN)/payledger: pyproject.toml
 demo: $(BIN)/payledger
 	$(BIN)/payledger demo
 
-## set up, then run the whole test suite
+## set up, then run the whole test suite (beside a throwaway PostgreSQL server, stopped afterwards)
 test: $(BIN)/payledger
-	$(BIN)/python -m pytest -q
+	bash .ci/postgres.sh run -- $(BIN)/python -m pytest -q
 
 lint: $(BIN)/payledger
 	$(BIN)/ruff check .

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from ._pg.url import is_postgres_url
 from .errors import ConcurrencyError as ConcurrencyError
 from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventValidationError as EventValidationError
@@ -78,6 +79,9 @@ async def open_store(
     """Open (creating file and schema if missing) the event store at ``path``.
 
     ``":memory:"`` opens an in-memory store with the same contract (nothing is kept on disk).
+    A ``postgresql://`` (or ``postgres://``) URL opens the store in that PostgreSQL database
+    (:mod:`ledger.postgres`), creating its schema in an empty one; ``busy_timeout`` is then how
+    long an append waits for another process's transaction.
     ``readonly=True`` opens an existing store for reading only: appends raise
     :class:`ReadOnlyError` and nothing can change the file. ``durability="normal"`` trades the
     fsync per group commit for speed: appends survive a crash of the process but not of the
@@ -88,6 +92,12 @@ async def open_store(
         from .memory import MemoryEventStore
 
         store = MemoryEventStore()
+    elif is_postgres_url(path):
+        from .postgres import PostgresEventStore
+
+        store = await PostgresEventStore.open(
+            str(path), readonly=readonly, durability=durability, busy_timeout=busy_timeout
+        )
     else:
         store = await SQLiteEventStore.open(
             path, readonly=readonly, durability=durability, busy_timeout=busy_timeout

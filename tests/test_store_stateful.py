@@ -1,7 +1,8 @@
 """A hypothesis state machine of the event store against a plain model (a list and dicts).
 
 Hypothesis rules are synchronous, so the async store runs in an event loop of its own, driven
-through an anyio blocking portal. The same machine runs against both backends.
+through an anyio blocking portal. The same machine runs against every backend (PostgreSQL: a
+fresh database per example).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
+from pg_support import fresh_database, server_url
 from store_contract import T0, collect
 
 from ledger import (
@@ -79,6 +81,10 @@ class StoreMachine(RuleBasedStateMachine):
         if self.backend == "sqlite":
             directory = self._stack.enter_context(tempfile.TemporaryDirectory())
             target = str(Path(directory) / "ledger.db")
+        elif self.backend == "postgres":
+            target = self._stack.enter_context(
+                self.portal.wrap_async_context_manager(fresh_database())
+            )
         opener: AbstractAsyncContextManager[EventStore] = open_store(target)
         self.store: EventStore = self._stack.enter_context(
             self.portal.wrap_async_context_manager(opener)
@@ -241,6 +247,10 @@ class SQLiteStoreMachine(StoreMachine):
     backend = "sqlite"
 
 
+class PostgresStoreMachine(StoreMachine):
+    backend = "postgres"
+
+
 _SETTINGS = settings(max_examples=25, stateful_step_count=20, deadline=None)
 
 
@@ -250,3 +260,8 @@ def test_memory_store_machine() -> None:
 
 def test_sqlite_store_machine() -> None:
     run_state_machine_as_test(SQLiteStoreMachine, settings=_SETTINGS)
+
+
+def test_postgres_store_machine() -> None:
+    server_url()  # skips (or fails, when PostgreSQL is required) without a server
+    run_state_machine_as_test(PostgresStoreMachine, settings=_SETTINGS)

@@ -604,3 +604,30 @@ def test_ctrl_c_while_running_is_one_line(tmp_path: Path, run: Run) -> None:
     _, err = process.communicate()
     assert process.returncode == 130
     assert err == "payledger: interrupted\n"
+
+
+_EARLY_SIGINT_MODULE = _EARLY_SIGINT.replace(
+    """module, function = sys.argv[2].split(":")
+sys.argv = ["payledger", "demo"]
+run = getattr(importlib.import_module(module), function)
+sys.exit(run())""",
+    """import runpy
+sys.argv = ["replay", "demo"]
+runpy.run_module("replay", run_name="__main__", alter_sys=True)""",
+)
+
+
+@pytest.mark.parametrize("module", ["anyio", "msgspec", "replay.engine"])
+def test_ctrl_c_while_python_m_replay_starts_is_one_line(module: str) -> None:
+    """``python -m replay`` (the contract's other way to run payledger) takes Ctrl-C from its
+    first instant too: ``import replay`` loads nothing of the engine."""
+    done = subprocess.run(
+        [sys.executable, "-c", _EARLY_SIGINT_MODULE, module],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "payledger: interrupted\n"

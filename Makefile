@@ -29,6 +29,13 @@ typecheck: $(BIN)/payledger
 ## lint + types + tests: what CI runs
 check: lint typecheck test
 
+## the report's browser tests need headless Chromium: installed when missing, never skipped
+test: export PAYLEDGER_REQUIRE_CHROMIUM = 1
+test: chromium
+.PHONY: chromium
+chromium:
+	bash .ci/chromium.sh
+
 ## the benchmarks, each figure beside raw sqlite3 measured in the same run
 bench: $(BIN)/payledger
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

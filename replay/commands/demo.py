@@ -21,8 +21,8 @@ from .. import cases
 from ..engine import explain
 from ..explanation import Explanation
 from ..render import CATEGORY_STYLE, render_explanation
-from ..timeline import records_at as evidence_records
 from ._common import add_command, console, print_json
+from .explain import evidence_records
 
 
 def register(sub: Any) -> None:

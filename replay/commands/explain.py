@@ -8,11 +8,11 @@ import argparse
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.store import EventStore, Record
 
 from ..batch import explain_failed
 from ..engine import explain
 from ..render import parse_timestamp, progress_bar, render_explanation, render_failed_table
-from ..timeline import records_at as evidence_records
 from ._common import add_command, console, err_console, open_db, print_json
 
 
@@ -29,6 +29,15 @@ def register(sub: Any) -> None:
         metavar="TIMESTAMP",
         help="with --failed: only payments requested at or after this moment (RFC 3339)",
     )
+
+
+async def evidence_records(store: EventStore, positions: set[int]) -> dict[int, Record]:
+    """The records at ``positions`` (a few indexed reads)."""
+    found: dict[int, Record] = {}
+    for p in sorted(positions):
+        async for rec in store.read_all(from_position=p, to_position=p, page_size=1):
+            found[rec.position] = rec
+    return found
 
 
 async def run(args: argparse.Namespace) -> int:

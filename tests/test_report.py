@@ -56,6 +56,14 @@ def _page(path: Path, *argv: str) -> Node:
     return parse(path.read_text(encoding="utf-8"))
 
 
+def _no_address_at_all(path: Path) -> None:
+    """A report of an ordinary log names no network address anywhere (not even an SVG
+    namespace: inline SVG in HTML needs none)."""
+    raw = path.read_bytes().lower()
+    assert b"http:" not in raw
+    assert b"https:" not in raw
+
+
 def _no_external_reference(root: Node) -> None:
     for node in root.iter():
         for name in ("src", "href", "action", "xlink:href", "poster", "data"):
@@ -97,6 +105,7 @@ def test_payment_page_marks_and_links_the_evidence(demo: str, tmp_path: Path) ->
     exp = _json("--db", demo, "explain", DEMO_PAYMENT, "--json")
     root = _page(tmp_path / "p.html", "--db", demo, "report", "--payment", DEMO_PAYMENT)
     _no_external_reference(root)
+    _no_address_at_all(tmp_path / "p.html")
     rows = {int(r.attrs["data-position"]): r for r in root.find_all("tr", cls="timeline-row")}
     assert rows, "the timeline lists events"
     ids = {n.attrs["id"] for n in root.iter() if "id" in n.attrs}
@@ -212,6 +221,7 @@ def test_period_page_shows_every_incident_with_its_figures(fleet: str, tmp_path:
     doc = _json("--db", fleet, "report", "--json", "-o", "-")
     root = _page(tmp_path / "f.html", "--db", fleet, "report")
     _no_external_reference(root)
+    _no_address_at_all(tmp_path / "f.html")
     rows = root.find_all("tr", cls="incident")
     assert len(rows) == len(doc["incidents"]) > 1
     for rank, (row, incident) in enumerate(zip(rows, doc["incidents"], strict=True), start=1):

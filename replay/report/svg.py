@@ -53,7 +53,7 @@ def timeline_svg(events: Sequence[TimelineEvent], payment_id: str) -> str:
     height = axis_y + 72
     x_of = {e.position: _LABEL + step * (i + 0.5) for i, e in enumerate(events)}
     out: list[str] = [
-        f'<svg class="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'<svg class="timeline" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="timeline of payment {esc(payment_id)}">'
     ]
@@ -147,7 +147,7 @@ def failures_chart(buckets: Sequence[Bucket], width_seconds: int) -> str:
     y_max = 4 * tick
     bar = plot_w / len(buckets)
     out = [
-        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+        f'<svg class="chart" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         'aria-label="failed payments over time, by root-cause category">'
     ]

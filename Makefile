@@ -15,9 +15,12 @@ $(BIN)/payledger: pyproject.toml
 demo: $(BIN)/payledger
 	$(BIN)/payledger demo
 
-## set up, then run the whole test suite (beside a throwaway PostgreSQL server, stopped afterwards)
+## set up, then run the whole test suite: beside a throwaway PostgreSQL server (stopped
+## afterwards) and with headless Chromium for the report (installed when missing); neither is
+## ever skipped
 test: $(BIN)/payledger
-	bash .ci/postgres.sh run -- $(BIN)/python -m pytest -q
+	bash .ci/chromium.sh
+	PAYLEDGER_REQUIRE_CHROMIUM=1 bash .ci/postgres.sh run -- $(BIN)/python -m pytest -q
 
 lint: $(BIN)/payledger
 	$(BIN)/ruff check .

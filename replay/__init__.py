@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from .explanation import RootCause as RootCause
     from .explanation import StateAtFailure as StateAtFailure
     from .explanation import WhatIf as WhatIf
-    from .whatif import whatif as whatif
+    from .what_if import whatif as whatif
 
 __all__ = [
     "AccountView",
@@ -74,7 +74,7 @@ _WHERE = {
     "RootCause": "explanation",
     "StateAtFailure": "explanation",
     "WhatIf": "explanation",
-    "whatif": "whatif",
+    "whatif": "what_if",
 }
 
 

@@ -26,7 +26,15 @@ from ledger.store import EventStore
 from .batch import explain_payments
 from .explanation import AttemptExplanation, Explanation
 
-__all__ = ["Incident", "IncidentKey", "group_incidents", "incidents", "key_of_attempt"]
+__all__ = [
+    "Incident",
+    "IncidentKey",
+    "group_incidents",
+    "in_period",
+    "incidents",
+    "key_of_attempt",
+    "period_moment",
+]
 
 IncidentKey = tuple[str, tuple[int, ...], str | None, str | None]
 """(category, evidence, channel, code): channel and code only for ``unknown``."""
@@ -93,6 +101,20 @@ def _within(at: datetime | None, since: datetime | None, until: datetime | None)
     return (since is None or at >= since) and (until is None or at <= until)
 
 
+def period_moment(exp: Explanation) -> datetime:
+    """The moment that places a payment in a period: when it failed, for a failed payment
+    (:attr:`Explanation.failure_at`, else its request); when it was requested, otherwise."""
+    if exp.outcome == "failed":
+        return exp.failure_at or exp.requested_at
+    return exp.requested_at
+
+
+def in_period(exp: Explanation, since: datetime | None, until: datetime | None) -> bool:
+    """Whether a payment belongs to the period (both bounds inclusive, ``None`` open): by
+    :func:`period_moment`, the rule the incidents, the statistics and the report share."""
+    return _within(period_moment(exp), since, until)
+
+
 def _count(counter: dict[str, int], key: str) -> None:
     counter[key] = counter.get(key, 0) + 1
 
@@ -123,9 +145,9 @@ def group_incidents(
     saved: dict[IncidentKey, list[str]] = {}
     for exp in explanations:
         if exp.outcome == "failed" and exp.root_cause is not None:
-            at = exp.failure_at or exp.requested_at
-            if not _within(at, since, until):
+            if not in_period(exp, since, until):
                 continue
+            at = period_moment(exp)
             key = _root_key(exp)
             tried = [a.channel for a in exp.attempts if a.cause is not None]
             failed.setdefault(key, []).append(
@@ -141,7 +163,7 @@ def group_incidents(
             )
             if key not in words or at < words[key][0]:
                 words[key] = (at, exp.root_cause.summary, exp.root_cause.remedy)
-        elif exp.outcome == "succeeded" and _within(exp.requested_at, since, until):
+        elif exp.outcome == "succeeded" and in_period(exp, since, until):
             for key in {k for a in exp.attempts if (k := key_of_attempt(a)) is not None}:
                 saved.setdefault(key, []).append(exp.payment_id)
     out: list[Incident] = []

@@ -35,7 +35,14 @@ from typing import BinaryIO, Final, Literal, NamedTuple
 from ledger.errors import LedgerError
 from ledger.sqlite import APPLICATION_ID
 
-__all__ = ["COMPANIONS", "OutputTarget", "check_output", "is_ledger_store", "open_output"]
+__all__ = [
+    "COMPANIONS",
+    "OutputTarget",
+    "check_output",
+    "is_database",
+    "is_ledger_store",
+    "open_output",
+]
 
 COMPANIONS: Final = ("-wal", "-shm", "-journal")
 """The files SQLite keeps beside a database, named by suffix."""
@@ -69,20 +76,30 @@ def _descriptor(absolute: str) -> int | None:
     return None
 
 
-def is_ledger_store(path: str) -> bool:
-    """Whether ``path`` is a regular file whose header is a payledger SQLite store's."""
+def _header(path: str) -> bytes:
+    """The first bytes of a regular file (empty for anything else or unreadable)."""
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
-            return False  # never open a FIFO or a device to look: it could block
+            return b""  # never open a FIFO or a device to look: it could block
         with open(path, "rb") as handle:
-            header = handle.read(72)
+            return handle.read(72)
     except OSError:
-        return False
+        return b""
+
+
+def is_ledger_store(path: str) -> bool:
+    """Whether ``path`` is a regular file whose header is a payledger SQLite store's."""
+    header = _header(path)
     return (
         len(header) == 72
         and header.startswith(_SQLITE_MAGIC)
         and int.from_bytes(header[68:72], "big") == APPLICATION_ID
     )
+
+
+def is_database(path: str) -> bool:
+    """Whether ``path`` is a regular file whose header is an SQLite database's (any)."""
+    return _header(path).startswith(_SQLITE_MAGIC)
 
 
 def _is_url(db: str) -> bool:
@@ -107,6 +124,8 @@ def _store_it_would_hit(path: str, real: str, db: str | None) -> str | None:
     for candidate in dict.fromkeys((path, real)):
         if is_ledger_store(candidate):
             return "a payledger store"
+        if is_database(candidate):
+            return "an SQLite database"
         for suffix in COMPANIONS:
             if candidate.endswith(suffix) and is_ledger_store(candidate.removesuffix(suffix)):
                 return f"the {suffix[1:]} file of the payledger store {candidate[: -len(suffix)]}"

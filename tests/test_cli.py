@@ -296,7 +296,7 @@ def test_stats_json(tmp_path: Path, run: Run) -> None:
     code, out, _ = run("--db", db, "stats", "--json")
     assert code == 0
     doc = json.loads(out)
-    assert list(doc) == [
+    assert list(doc)[:7] == [  # replay.stats adds keys after these
         "payments",
         "succeeded",
         "failed",

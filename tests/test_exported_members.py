@@ -52,3 +52,16 @@ def test_contract_entry_points_are_exported() -> None:
     assert issubclass(ledger.ConcurrencyError, ledger.LedgerError)
     for name in ledger.events.CATALOGUE:
         assert name in ledger.events.__all__, name
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_no_exported_name_is_shadowed_by_a_submodule(name: str) -> None:
+    """Importing a submodule binds its name on the package: an exported function named like a
+    module of its package would turn into that module once the module is imported."""
+    package = importlib.import_module(name)
+    for info in pkgutil.walk_packages(package.__path__, prefix=f"{name}."):
+        if not info.name.endswith(".__main__"):
+            importlib.import_module(info.name)
+    for exported in package.__all__:
+        value = getattr(package, exported)
+        assert not isinstance(value, ModuleType), f"{name}.{exported} is the module {value!r}"

@@ -21,8 +21,8 @@ from .. import cases
 from ..engine import explain
 from ..explanation import Explanation
 from ..render import CATEGORY_STYLE, heading, plural, render_explanation
+from ..timeline import records_at
 from ._common import add_command, console, print_json
-from .explain import evidence_records
 
 
 def register(sub: Any) -> None:
@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> int:
                     for a in exp.attempts:
                         if a.cause is not None:
                             cited.update(a.cause.evidence)
-                    render_explanation(console, exp, await evidence_records(store, cited))
+                    render_explanation(console, exp, await records_at(store, cited))
                 report = await store.verify()
                 stores += 1
                 events += report.checked

@@ -8,7 +8,6 @@ import argparse
 from typing import Any
 
 from ledger.errors import LedgerError
-from ledger.store import EventStore, Record
 
 from ..batch import explain_failed
 from ..engine import explain
@@ -19,6 +18,7 @@ from ..render import (
     render_explanation,
     render_failed_table,
 )
+from ..timeline import records_at
 from ._common import add_command, console, err_console, non_empty, open_db, print_json
 
 
@@ -44,15 +44,6 @@ def register(sub: Any) -> None:
     )
 
 
-async def evidence_records(store: EventStore, positions: set[int]) -> dict[int, Record]:
-    """The records at ``positions`` (a few indexed reads)."""
-    found: dict[int, Record] = {}
-    for p in sorted(positions):
-        async for rec in store.read_all(from_position=p, to_position=p, page_size=1):
-            found[rec.position] = rec
-    return found
-
-
 async def run(args: argparse.Namespace) -> int:
     if args.failed == (args.payment_id is not None):
         raise LedgerError("explain takes either PAYMENT_ID or --failed")
@@ -68,7 +59,7 @@ async def run(args: argparse.Namespace) -> int:
             positions: set[int] = set()
             if exp.root_cause is not None:
                 positions.update(exp.root_cause.evidence)
-            render_explanation(console, exp, await evidence_records(store, positions))
+            render_explanation(console, exp, await records_at(store, positions))
             return 0
         head = await store.head()
         with progress_bar(err_console, head, "explaining failed payments") as tick:

@@ -17,7 +17,7 @@ from ledger.events import ChannelDecided, PaymentAttempted
 from ledger.store import EventStore
 
 from ..render import render_whatif
-from ..whatif import whatif
+from ..what_if import whatif
 from ._common import add_command, at_least, console, non_empty, open_db, print_json
 
 

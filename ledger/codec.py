@@ -46,7 +46,14 @@ from .errors import FormatError
 from .events import CATALOGUE, Event, UnknownEvent
 from .store import ImportItem, Record, non_utc_field, split_validation_message, to_micros
 
-__all__ = ["MAX_DEPTH", "decode_line", "derived_event_id", "encode_record", "read_lines"]
+__all__ = [
+    "MAX_DEPTH",
+    "decode_line",
+    "derived_event_id",
+    "encode_record",
+    "read_lines",
+    "record_document",
+]
 
 MAX_DEPTH: Final = 16
 """How deep objects and arrays may nest in one line (an event needs four levels)."""
@@ -328,8 +335,11 @@ def read_lines(
         yield item
 
 
-def encode_record(record: Record) -> bytes:
-    """One line of the export (with its newline)."""
+def record_document(record: Record) -> dict[str, Any]:
+    """A stored event as every listing shows it (``export``, ``audit``, ``timeline``): its
+    place in the log (``position``, ``stream``, ``version``), ``type``, ``occurred_at``,
+    ``recorded_at``, ``event_id``, ``correlation_id``, ``causation_id`` (``null`` when absent)
+    and ``data``. An event of a type this version does not know passes through as stored."""
     event = record.event
     if isinstance(event, UnknownEvent):  # written by a newer version: pass it through as stored
         data = msgspec.json.decode(event.payload)
@@ -338,18 +348,20 @@ def encode_record(record: Record) -> bytes:
         data = msgspec.structs.asdict(event)
         type_name = event.type
     data.pop("occurred_at", None)
-    doc: dict[str, Any] = {
+    return {
+        "position": record.position,
         "stream": record.stream,
+        "version": record.version,
         "type": type_name,
         "occurred_at": event.occurred_at,
-        "data": data,
+        "recorded_at": record.recorded_at,
         "event_id": record.event_id,
+        "correlation_id": record.correlation_id,
+        "causation_id": record.causation_id,
+        "data": data,
     }
-    if record.correlation_id is not None:
-        doc["correlation_id"] = record.correlation_id
-    if record.causation_id is not None:
-        doc["causation_id"] = record.causation_id
-    doc["position"] = record.position
-    doc["version"] = record.version
-    doc["recorded_at"] = record.recorded_at
-    return _ENCODER.encode(doc) + b"\n"
+
+
+def encode_record(record: Record) -> bytes:
+    """One line of the export (with its newline): :func:`record_document` as JSON."""
+    return _ENCODER.encode(record_document(record)) + b"\n"

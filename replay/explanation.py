@@ -31,8 +31,8 @@ __all__ = [
 
 
 class RootCause(msgspec.Struct, frozen=True, kw_only=True):
-    """The cause of the failed payment's highest-numbered declined attempt (CONTRACT rule 7.7),
-    with the other blocking conditions that also held, in the order a payment passes them."""
+    """The cause of the failed payment's highest-numbered declined attempt, with the other
+    blocking conditions that also held, in the order a payment passes them."""
 
     category: Category
     summary: str
@@ -108,8 +108,8 @@ class PolicyView(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class StateAtFailure(msgspec.Struct, frozen=True, kw_only=True):
-    """The world the attempt that ``root_cause`` explains met (CONTRACT rule 7.1): the fold of
-    every event up to ``position`` (the position just before the attempt's moment)."""
+    """The world the attempt that ``root_cause`` explains met: the fold of every event up to
+    ``position`` (the position just before the attempt's ``PaymentAttempted``)."""
 
     account: AccountView | None
     channel: ChannelView
@@ -118,7 +118,8 @@ class StateAtFailure(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Explanation(msgspec.Struct, frozen=True, kw_only=True):
-    """The incident explanation of one payment (CONTRACT section 5, plus a few keys)."""
+    """The incident explanation of one payment: its outcome, the root cause of its failure
+    with the events that prove it, each attempt, and the state the failing attempt met."""
 
     payment_id: str
     outcome: str

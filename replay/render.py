@@ -34,6 +34,7 @@ from ledger.events import CreditLineOpened, Event, PaymentRequested
 from ledger.money import format_money
 from ledger.store import Record
 
+from .documents import StatsDocument
 from .explanation import Explanation, WhatIf
 
 __all__ = [
@@ -47,7 +48,6 @@ __all__ = [
     "parse_timestamp",
     "plural",
     "progress_bar",
-    "record_doc",
     "render_audit",
     "render_explanation",
     "render_failed_table",
@@ -269,25 +269,6 @@ def describe(event: Event, currency: str = "") -> str:
     if fields.get("reason"):
         parts.append(f"({fields['reason']})")
     return " ".join(str(p) for p in parts)
-
-
-def record_doc(record: Record, *, evidence: bool | None = None) -> dict[str, Any]:
-    """A record as a JSON document (the export's shape, plus ``evidence`` if given)."""
-    data: dict[str, Any] = msgspec.structs.asdict(record.event)
-    occurred = data.pop("occurred_at")
-    doc: dict[str, Any] = {
-        "position": record.position,
-        "stream": record.stream,
-        "version": record.version,
-        "type": record.type,
-        "occurred_at": occurred,
-        "data": data,
-        "event_id": record.event_id,
-        "correlation_id": record.correlation_id,
-    }
-    if evidence is not None:
-        doc["evidence"] = evidence
-    return doc
 
 
 def _when(moment: datetime) -> str:
@@ -527,20 +508,22 @@ def render_audit(
     return count
 
 
-def render_stats(console: Console, stats: dict[str, Any]) -> None:
+def render_stats(console: Console, stats: StatsDocument) -> None:
     summary = Table(title="payments")
     for name in ("payments", "succeeded", "failed", "pending"):
         summary.add_column(name, justify="right", overflow="fold")
-    summary.add_row(*(str(stats[k]) for k in ("payments", "succeeded", "failed", "pending")))
+    summary.add_row(
+        *(str(n) for n in (stats.payments, stats.succeeded, stats.failed, stats.pending))
+    )
     console.print(summary)
-    for key, title in (
-        ("by_category", "failed by root cause"),
-        ("by_channel", "failed by channel (last failed attempt)"),
-        ("by_scenario", "failed by scenario"),
+    for key, title, counts in (
+        ("by_category", "failed by root cause", stats.by_category),
+        ("by_channel", "failed by channel (last failed attempt)", stats.by_channel),
+        ("by_scenario", "failed by scenario", stats.by_scenario),
     ):
         table = Table(title=title)
         table.add_column(key.removeprefix("by_"), overflow="fold")
         table.add_column("failed", justify="right", overflow="fold")
-        for name, count in sorted(stats[key].items(), key=lambda kv: (-kv[1], kv[0])):
+        for name, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row(_category(name) if key == "by_category" else name, str(count))
         console.print(table)

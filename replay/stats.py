@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from ledger.store import EventStore
 
 from .batch import explain_payments
+from .documents import StatsDocument
 from .explanation import Explanation
 from .incidents import in_period
 
@@ -70,19 +70,22 @@ class Tally:
             _add(self.saved_amount, exp.currency, exp.amount_minor)
         return True
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> StatsDocument:
         """The statistics document (see the module docstring)."""
-        return {
-            **self.counts,
-            "by_category": _sorted(self.by_category),
-            "by_channel": _sorted(self.by_channel),
-            "by_scenario": _sorted(self.by_scenario),
-            "by_merchant": _sorted(self.by_merchant),
-            "failed_amount_minor": _sorted(self.failed_amount),
-            "saved_by_failover": self.saved,
-            "saved_by_category": _sorted(self.saved_by_category),
-            "saved_amount_minor": _sorted(self.saved_amount),
-        }
+        return StatsDocument(
+            payments=self.counts["payments"],
+            succeeded=self.counts["succeeded"],
+            failed=self.counts["failed"],
+            pending=self.counts["pending"],
+            by_category=_sorted(self.by_category),
+            by_channel=_sorted(self.by_channel),
+            by_scenario=_sorted(self.by_scenario),
+            by_merchant=_sorted(self.by_merchant),
+            failed_amount_minor=_sorted(self.failed_amount),
+            saved_by_failover=self.saved,
+            saved_by_category=_sorted(self.saved_by_category),
+            saved_amount_minor=_sorted(self.saved_amount),
+        )
 
 
 async def stats(
@@ -91,7 +94,7 @@ async def stats(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
-) -> dict[str, Any]:
+) -> StatsDocument:
     """The statistics document of every payment of the period, from one pass over the log
     (:func:`replay.explain_payments`)."""
     tally = Tally(since=since, until=until)

@@ -718,6 +718,7 @@ async def test_cli_state_and_rebuild(tmp_path: Path, capsys: pytest.CaptureFixtu
                 "held_minor": line.held_minor,
                 "available_minor": line.available_minor,
                 "overdue_minor": line.overdue_minor,
+                "currency": line.currency,
             }
         },
     }

@@ -16,7 +16,8 @@ from typing import Any
 
 from ledger.store import Record
 
-from ..render import parse_timestamp, record_doc, render_audit
+from ..documents import event_document
+from ..render import parse_timestamp, render_audit
 from ._common import (
     add_command,
     at_least,
@@ -71,7 +72,7 @@ async def run(args: argparse.Namespace) -> int:
                 break
             count += 1
             if args.json:
-                print_json(record_doc(rec))
+                print_json(event_document(rec))
             else:
                 found.append(rec)
         aclose = getattr(records, "aclose", None)

@@ -21,6 +21,7 @@ from rich.markup import escape
 from gateway.simulator import SimulationConfig, simulate
 from ledger.errors import StoreError
 
+from ..documents import SimulationDocument
 from ..output import check_output, open_output
 from ..render import plural
 from ._common import add_command, at_least, console, open_db, print_json, require_db
@@ -88,18 +89,19 @@ async def run(args: argparse.Namespace) -> int:
                 out.write(encoder.encode(line) + b"\n")
     if args.json:
         print_json(
-            {
-                "payments": report.payments,
-                "succeeded": report.succeeded,
-                "failed": report.failed,
-                "failed_by_category": dict(sorted(report.failed_by_category.items())),
-                "failovers": report.failovers,
-                "events": report.events,
-                "seconds": round(report.seconds, 3),
-                "events_per_second": round(report.events_per_second),
-                "seed": args.seed,
-                "failover": not args.no_failover,
-            }
+            SimulationDocument(
+                payments=report.payments,
+                succeeded=report.succeeded,
+                failed=report.failed,
+                pending=report.payments - report.succeeded - report.failed,
+                by_category=dict(sorted(report.failed_by_category.items())),
+                saved_by_failover=report.failovers,
+                events=report.events,
+                seconds=round(report.seconds, 3),
+                events_per_second=round(report.events_per_second),
+                seed=args.seed,
+                failover=not args.no_failover,
+            )
         )
         return 0
     console.print(

@@ -11,12 +11,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from ledger.errors import NotFoundError
-from projections import AccountState, account_at
+from projections import account_at
 
+from ..documents import state_document
 from ..render import money, parse_timestamp
 from ._common import add_command, console, non_empty, open_db, print_json
 
-__all__ = ["register", "run", "state_document"]
+__all__ = ["register", "run"]
 
 
 def _position(text: str) -> int:
@@ -43,26 +44,6 @@ def register(sub: Any) -> None:
         help="include the events that occurred at or before this moment (RFC 3339 with a zone, "
         "e.g. 2026-03-01T09:00:00Z, or a date: its midnight UTC)",
     )
-
-
-def state_document(state: AccountState) -> dict[str, Any]:
-    """The ``state --json`` document of CONTRACT section 4."""
-    return {
-        "account_id": state.account_id,
-        "position": state.position,
-        "score": state.score,
-        "credit": {
-            product: {
-                "status": line.status,
-                "limit_minor": line.limit_minor,
-                "used_minor": line.used_minor,
-                "held_minor": line.held_minor,
-                "available_minor": line.available_minor,
-                "overdue_minor": line.overdue_minor,
-            }
-            for product, line in sorted(state.credit.items())
-        },
-    }
 
 
 async def run(args: argparse.Namespace) -> int:

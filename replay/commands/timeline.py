@@ -8,7 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..render import record_doc, render_timeline
+from ..documents import event_document
+from ..render import render_timeline
 from ..timeline import account_timeline, payment_timeline
 from ._common import add_command, console, currencies_of, non_empty, open_db, print_json
 
@@ -33,7 +34,7 @@ async def run(args: argparse.Namespace) -> int:
         currencies = None if args.json else await currencies_of(store, records)
     if args.json:
         for rec in records:
-            print_json(record_doc(rec, evidence=rec.position in evidence))
+            print_json(event_document(rec, evidence=rec.position in evidence))
     else:
         render_timeline(console, records, evidence, title, currencies)
     return 0

@@ -25,6 +25,7 @@ from ledger.errors import LedgerError
 from ledger.store import EventStore
 
 from ..batch import explain_payments
+from ..documents import StatsDocument
 from ..engine import explain
 from ..explanation import Explanation, WhatIf
 from ..incidents import Incident, group_incidents, in_period, period_moment
@@ -107,7 +108,7 @@ class FleetReport(msgspec.Struct, frozen=True, kw_only=True):
     head: int
     since: datetime | None
     until: datetime | None
-    stats: dict[str, Any]
+    stats: StatsDocument
     """The :mod:`replay.stats` document of the period."""
     incidents: tuple[Incident, ...]
     bucket_seconds: int

@@ -7,10 +7,11 @@ what failover saved, and the early warnings. Every figure is one of the report's
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from causes import CATEGORIES
 
+from ..documents import StatsDocument
 from ..incidents import Incident
 from .data import FleetReport
 from .page import (
@@ -52,23 +53,23 @@ def _fact(label: str, value: str, field: str) -> str:
 def _overview(report: FleetReport) -> str:
     s = report.stats
     facts = (
-        ("payments", f"{s['payments']:,}", "payments"),
-        ("succeeded", f"{s['succeeded']:,}", "succeeded"),
-        ("failed", f"{s['failed']:,}", "failed"),
-        ("pending", f"{s['pending']:,}", "pending"),
-        ("amount failed", amounts(s["failed_amount_minor"]), "failed_amount"),
-        ("saved by failover", f"{s['saved_by_failover']:,}", "saved_by_failover"),
-        ("amount saved", amounts(s["saved_amount_minor"]), "saved_amount"),
+        ("payments", f"{s.payments:,}", "payments"),
+        ("succeeded", f"{s.succeeded:,}", "succeeded"),
+        ("failed", f"{s.failed:,}", "failed"),
+        ("pending", f"{s.pending:,}", "pending"),
+        ("amount failed", amounts(s.failed_amount_minor), "failed_amount"),
+        ("saved by failover", f"{s.saved_by_failover:,}", "saved_by_failover"),
+        ("amount saved", amounts(s.saved_amount_minor), "saved_amount"),
         ("incidents", f"{len(report.incidents):,}", "incidents"),
         ("early warnings", f"{len(report.warnings):,}", "warnings"),
     )
     cells = "".join(_fact(label, value, field) for label, value, field in facts)
     rows = [
         f'<tr class="by-category" data-category="{c}"><td>{category_pill(c)}</td>'
-        f'<td class="num">{s["by_category"].get(c, 0):,}</td>'
-        f'<td class="num">{s["saved_by_category"].get(c, 0):,}</td></tr>'
+        f'<td class="num">{s.by_category.get(c, 0):,}</td>'
+        f'<td class="num">{s.saved_by_category.get(c, 0):,}</td></tr>'
         for c in CATEGORIES
-        if c in s["by_category"] or c in s["saved_by_category"]
+        if c in s.by_category or c in s.saved_by_category
     ]
     by_category = (
         table(("root cause", "failed", "saved by failover"), rows, numeric=(1, 2))
@@ -181,21 +182,21 @@ def _ranked(title: str, field: str, counts: Mapping[str, int]) -> str:
     )
 
 
-def _top(stats: Mapping[str, Any]) -> str:
+def _top(stats: StatsDocument) -> str:
     return (
         '<section id="top"><h2>Where failures concentrate</h2><div class="tops">'
-        + _ranked("Merchants", "by_merchant", stats["by_merchant"])
-        + _ranked("Scenarios", "by_scenario", stats["by_scenario"])
-        + _ranked("Channels (of the last failed attempt)", "by_channel", stats["by_channel"])
+        + _ranked("Merchants", "by_merchant", stats.by_merchant)
+        + _ranked("Scenarios", "by_scenario", stats.by_scenario)
+        + _ranked("Channels (of the last failed attempt)", "by_channel", stats.by_channel)
         + "</div></section>"
     )
 
 
-def _failover(stats: Mapping[str, Any]) -> str:
+def _failover(stats: StatsDocument) -> str:
     rows = [
         f'<tr class="saved" data-category="{esc(c)}"><td>{category_pill(c)}</td>'
         f'<td class="num">{n:,}</td></tr>'
-        for c, n in sorted(stats["saved_by_category"].items(), key=lambda kv: (-kv[1], kv[0]))
+        for c, n in sorted(stats.saved_by_category.items(), key=lambda kv: (-kv[1], kv[0]))
     ]
     body = (
         table(("failed attempt's cause", "payments saved"), rows, numeric=(1,))
@@ -204,8 +205,8 @@ def _failover(stats: Mapping[str, Any]) -> str:
     )
     return (
         '<section id="failover"><h2>Failover savings</h2>'
-        f"<p>{stats['saved_by_failover']:,} payments succeeded after at least one failed "
-        f"attempt ({amounts(stats['saved_amount_minor'])}), by the cause of their last failed "
+        f"<p>{stats.saved_by_failover:,} payments succeeded after at least one failed "
+        f"attempt ({amounts(stats.saved_amount_minor)}), by the cause of their last failed "
         f"attempt:</p>{body}</section>"
     )
 
@@ -270,7 +271,7 @@ def render_fleet(report: FleetReport) -> str:
     return document(
         title="Payment failures: " + _period(report),
         subtitle=(
-            f"{report.stats['payments']:,} payments, {report.stats['failed']:,} failed, "
+            f"{report.stats.payments:,} payments, {report.stats.failed:,} failed, "
             f"{len(report.incidents):,} incidents · ledger up to position {report.head}"
         ),
         nav=(

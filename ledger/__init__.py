@@ -16,6 +16,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from .errors import ConcurrencyError as ConcurrencyError
+from .errors import DamagedStoreError as DamagedStoreError
+from .errors import DiskFullError as DiskFullError
 from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventValidationError as EventValidationError
 from .errors import FormatError as FormatError
@@ -52,6 +54,8 @@ from .warnings import warnings as early_warnings
 __all__ = [
     "AppendResult",
     "ConcurrencyError",
+    "DamagedStoreError",
+    "DiskFullError",
     "DuplicateEventError",
     "Durability",
     "EarlyWarning",

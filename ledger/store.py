@@ -15,7 +15,15 @@ What every backend guarantees (the contract suite in ``tests/store_contract.py``
    its ids name (:func:`ledger.events.stream_of`).
 6. Each stored event carries a SHA-256 over its canonical bytes and the previous event's hash;
    :meth:`EventStore.verify` walks the chain.
-7. Reads are streamed page by page: memory stays flat however many events are read.
+7. Reads are streamed page by page: memory stays flat however many events are read. A read of
+   the whole log yields exactly the positions it promises, in order, or raises
+   :class:`DamagedStoreError`: nothing is ever answered from part of the log.
+8. The amounts the projections add up (:data:`SUMMED_TYPES`: authorizations, settlements,
+   repayments) never total more than :data:`MAX_SUMMED_MINOR` over the whole log, so every
+   projection sum fits a 64-bit integer: an append that would pass it is refused whole, before
+   anything is stored (:class:`Planner` keeps the running total the head records).
+9. A cancelled or timed-out ``append`` or ``import_events`` leaves the store exactly as before
+   the call or exactly as after it, never between.
 
 This module holds the pieces every backend shares: the records it returns, event validation,
 the hash chain and the batch planner that applies rules 3 and 4.
@@ -38,14 +46,27 @@ import msgspec.inspect
 
 from .errors import (
     ConcurrencyError,
+    DamagedStoreError,
     DuplicateEventError,
     EventValidationError,
     FormatError,
-    LedgerError,
 )
-from .events import CATALOGUE, DECODER, ENCODER, Event, UnknownEvent, stream_of, upcast
+from .events import (
+    CATALOGUE,
+    DECODER,
+    ENCODER,
+    Event,
+    PaymentAuthorized,
+    PaymentSettled,
+    RepaymentMade,
+    UnknownEvent,
+    stream_of,
+    upcast,
+)
 
 __all__ = [
+    "MAX_SUMMED_MINOR",
+    "SUMMED_TYPES",
     "AppendResult",
     "Durability",
     "EventStore",
@@ -66,6 +87,15 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 GENESIS_HASH: Final = bytes(32)
 _MICRO: Final = timedelta(microseconds=1)
 MAX_STREAM_LENGTH: Final = 300
+SUMMED_TYPES: Final = frozenset(
+    cls.__name__ for cls in (PaymentAuthorized, PaymentSettled, RepaymentMade)
+)
+"""The event types whose ``amount_minor`` the projections add up: holds (authorizations), used
+credit and the balances' postings (settlements), repayments (``projections.account`` and
+``projections.balances``). Every projection sum is a part of their total over the log."""
+MAX_SUMMED_MINOR: Final = 2**63 - 1
+"""The most the amounts of :data:`SUMMED_TYPES` may add up to over the whole log: the largest
+SQLite INTEGER, so no projection sum can overflow its column."""
 
 
 class Record(msgspec.Struct, frozen=True, gc=False):
@@ -120,6 +150,10 @@ class IntegrityReport(msgspec.Struct, frozen=True):
     head_hash: str
     first_bad_position: int | None = None
     reason: str | None = None
+    damaged: str | None = None
+    """When the file itself is damaged (not altered through SQL): what is, e.g. ``"the events
+    table"`` or ``"index events_by_type"``; ``first_bad_position`` is then the first position
+    known to be affected (None when none can be told, e.g. damage in free pages)."""
 
 
 class Prepared(msgspec.Struct, gc=False):
@@ -135,6 +169,9 @@ class Prepared(msgspec.Struct, gc=False):
     correlation_id: str | None
     causation_id: str | None
     recorded_us: int | None = None
+    summed_minor: int = 0
+    """The amount the projections add up for this event (0 unless its type is one of
+    :data:`SUMMED_TYPES`)."""
 
 
 class ImportItem(msgspec.Struct, frozen=True, gc=False):
@@ -321,6 +358,7 @@ def prepare(
                 explicit_id=explicit,
                 correlation_id=correlation_id,
                 causation_id=causation_id,
+                summed_minor=int(getattr(event, "amount_minor", 0)) if name in SUMMED_TYPES else 0,
             )
         )
     return out
@@ -407,7 +445,8 @@ def decode_event(type_name: str, schema: int, data: str, occurred_us: int, posit
         upcasted: Event = msgspec.convert(payload, CATALOGUE[type_name])
         return upcasted
     except (msgspec.ValidationError, msgspec.DecodeError, LookupError) as e:
-        raise LedgerError(f"position {position}: stored {type_name} does not decode: {e}") from e
+        reason = f"position {position}: stored {type_name} does not decode: {e}"
+        raise DamagedStoreError(position, reason, damaged=f"position {position}") from e
 
 
 # --- the batch planner ---------------------------------------------------------------------
@@ -429,14 +468,36 @@ class Planner:
     ``stored`` (events already stored under the batch's explicit ids) before planning, then
     writes ``rows`` and commits. Each call is planned on its own: a conflict raises for that
     call only and leaves the planner as it was before it.
+
+    ``summed_minor`` is the head's running total of the amounts the projections add up (rule
+    8 of the module docstring): a call that would take it past :data:`MAX_SUMMED_MINOR` raises
+    :class:`EventValidationError` naming its stream, the event and ``amount_minor``. After
+    planning, the backend records ``planner.summed_minor`` in its head with the rows. A
+    backend that does not keep the total yet passes nothing (0): the rule then holds within
+    each batch only.
     """
 
-    __slots__ = ("head_hash", "head_position", "recorded_us", "rows", "stored", "versions")
+    __slots__ = (
+        "head_hash",
+        "head_position",
+        "recorded_us",
+        "rows",
+        "stored",
+        "summed_minor",
+        "versions",
+    )
 
-    def __init__(self, head_position: int, head_hash: bytes, recorded_us: int | None = None):
+    def __init__(
+        self,
+        head_position: int,
+        head_hash: bytes,
+        recorded_us: int | None = None,
+        summed_minor: int = 0,
+    ):
         self.head_position = head_position
         self.head_hash = head_hash
         self.recorded_us = recorded_us if recorded_us is not None else time.time_ns() // 1000
+        self.summed_minor = summed_minor
         self.versions: dict[str, int] = {}
         self.stored: dict[str, Stored] = {}
         self.rows: list[tuple[Any, ...]] = []
@@ -469,6 +530,19 @@ class Planner:
         current = self.versions.get(stream, 0)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyError(stream, expected_version, current)
+        summed = self.summed_minor
+        for index, p in enumerate(prepared):
+            if p.summed_minor:
+                summed += p.summed_minor
+                if summed > MAX_SUMMED_MINOR:
+                    raise EventValidationError(
+                        f"this {p.type} would take the ledger's summed amounts (holds, "
+                        f"settlements, repayments: {self.summed_minor:,} so far) past "
+                        f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
+                        field="amount_minor",
+                        stream=stream,
+                        index=index,
+                    )
         positions = []
         position, prev, version = self.head_position, self.head_hash, current
         rows = []
@@ -511,6 +585,7 @@ class Planner:
                 self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
         self.rows.extend(rows)
         self.head_position, self.head_hash = position, prev
+        self.summed_minor = summed
         self.versions[stream] = version
         return AppendResult(stream=stream, positions=tuple(positions), version=version)
 
@@ -679,3 +754,16 @@ def prepare_import(item: ImportItem) -> Prepared:
     if item.recorded_at is not None:
         prepared.recorded_us = to_micros(item.recorded_at)
     return prepared
+
+
+def plan_import(planner: Planner, item: ImportItem, prepared: Prepared) -> AppendResult:
+    """Plan one import item on its own; a conflict or a refused amount is a
+    :class:`FormatError` naming the item's line and the field at fault."""
+    try:
+        return planner.plan(prepared.stream, [prepared], None)
+    except DuplicateEventError as e:
+        raise FormatError(item.line, str(e), field="event_id", source=item.source) from e
+    except EventValidationError as e:
+        field = None if e.field is None else f"data.{e.field}"
+        message = f"stream {prepared.stream!r}: {e.message}"
+        raise FormatError(item.line, message, field=field, source=item.source) from e

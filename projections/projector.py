@@ -41,9 +41,9 @@ import anyio
 import msgspec
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ledger.errors import StoreError, UnknownEventTypeError
+from ledger.errors import NotALedgerError, StoreError, UnknownEventTypeError
 from ledger.events import ChannelPolicySet, ChannelStatusChanged, PaymentRequested
-from ledger.sqlite import SQLiteEventStore
+from ledger.sqlite import APPLICATION_ID, SQLiteEventStore
 from ledger.store import EventStore, Record, record_from_row
 
 from . import payment as payment_projection
@@ -152,7 +152,12 @@ class Projector:
         path = store.path
         conn: aiosqlite.Connection | None = None
         try:
-            conn = await aiosqlite.connect(path, timeout=busy_timeout, isolation_level=None)
+            # mode=rw: the projector never creates a file (a store deleted or renamed since the
+            # store opened it stays gone), and creates its tables only in a payledger store.
+            uri = (await anyio.Path(path).absolute()).as_uri() + "?mode=rw"
+            conn = await aiosqlite.connect(
+                uri, uri=True, timeout=busy_timeout, isolation_level=None
+            )
             await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             # No fsync per projection commit (WAL mode): a power cut may lose the last
             # projection transactions, rows and checkpoint together, and catch-up redoes them
@@ -160,6 +165,7 @@ class Projector:
             await conn.execute("PRAGMA synchronous = NORMAL")
             await conn.execute("BEGIN IMMEDIATE")
             try:
+                await _require_store(conn, path)
                 await _drop_other_versions(conn)
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
@@ -556,6 +562,17 @@ class _Opening:
     async def __aexit__(self, *exc: object) -> None:
         if self._projector is not None:
             await self._projector.aclose()
+
+
+async def _require_store(conn: aiosqlite.Connection, path: str) -> None:
+    """Refuse a file that is not a payledger store (checked under the write lock, before any
+    table is made)."""
+    (app,) = next(iter(await conn.execute_fetchall("PRAGMA application_id")))
+    found = await conn.execute_fetchall(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name IN ('events', 'ledger_head')"
+    )
+    if app != APPLICATION_ID or len(list(found)) != 2:
+        raise NotALedgerError(f"{path}: not a payledger store: no projections are made in it")
 
 
 async def _drop_other_versions(conn: aiosqlite.Connection) -> None:

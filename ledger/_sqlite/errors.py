@@ -20,7 +20,7 @@ from ..errors import (
     ReadOnlyError,
     StoreError,
 )
-from .schema import header_says_store
+from .schema import file_shortfall, header_says_store
 
 __all__ = ["disk_is_full", "translate"]
 
@@ -67,10 +67,18 @@ def translate(
         return StoreError(f"{what}: the store stayed busy past the busy timeout ({message})")
     if primary in (_CORRUPT, _NOTADB) or "malformed" in message or "not a database" in message:
         if path is not None and header_says_store(path):
+            short = file_shortfall(path)
+            cut = (
+                ""
+                if short is None
+                else (
+                    f"; it is cut short: {short[0]:,} bytes of the {short[1]:,} its header promises"
+                )
+            )
             return DamagedStoreError(
                 position,
                 f"{what}: the file is damaged ({message}): its header says payledger store, "
-                "but its pages cannot be read whole",
+                f"but its pages cannot be read whole{cut}",
                 damaged="the file",
             )
         return NotALedgerError(f"{what}: not a payledger store ({message})")

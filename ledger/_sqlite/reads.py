@@ -138,25 +138,29 @@ async def read_filtered(
 
 async def first_gap(fetch: Fetch, upto: int) -> int | None:
     """The first position up to ``upto`` the events table's b-tree does not give back (a
-    scan of its keys only, in key order), or None."""
-    expected = 1
+    scan of its keys only, in key order), or None. Where a page cannot be read, smaller and
+    smaller reads close in on the first position that cannot."""
+    expected, limit = 1, 20000
     while expected <= upto:
         try:
             rows = await fetch(
                 "SELECT position FROM events NOT INDEXED WHERE position >= ? "
-                "ORDER BY position LIMIT 20000",
+                f"ORDER BY position LIMIT {limit}",
                 (expected,),
                 expected,
             )
         except DamagedStoreError:
-            return expected
+            if limit == 1:
+                return expected
+            limit = max(1, limit // 8)
+            continue
         for (position,) in rows:
             if position != expected:
                 return expected
             expected += 1
             if expected > upto:
                 return None
-        if len(rows) < 20000:
+        if len(rows) < limit:
             return expected
     return None
 

@@ -116,7 +116,11 @@ async def _index_diff(fetch: Fetch, index: str) -> tuple[int | None, str]:
         }
     except DamagedStoreError as e:
         return None, f"its pages cannot be read ({e.reason})"
-    stored = {row[0] for row in await fetch(f"SELECT position FROM events NOT INDEXED {where}", ())}
+    try:
+        rows = await fetch(f"SELECT position FROM events NOT INDEXED {where}", ())
+    except DamagedStoreError as e:
+        return None, f"the events table cannot be read to compare with it ({e.reason})"
+    stored = {row[0] for row in rows}
     differ = listed ^ stored
     if not differ:
         return None, ""
@@ -140,9 +144,9 @@ async def _locate(fetch: Fetch, lines: list[str], head: int) -> list[tuple[int |
         for index in _INDEX_NAMED.findall(line):
             if index in INDEX_FILTERS:
                 named.setdefault(index, None)
-    pages = any("page" in line.lower() or "stopped" in line for line in lines)
+    pages = gap is None and any("page" in line.lower() or "stopped" in line for line in lines)
     for index in INDEX_FILTERS:
-        if index not in named and not pages:
+        if index not in named and not pages:  # (indexes are not compared with a broken table)
             continue
         position, detail = await _index_diff(fetch, index)
         known = named.get(index)
@@ -165,7 +169,9 @@ async def _damage(fetch: Fetch, path: str, head: int) -> tuple[int | None, str, 
         lines = [f"the integrity check stopped: {e.reason}"]
     if lines == ["ok"] and shortfall is None:
         return None
-    said = "; ".join(line.replace("\n", "; ") for line in lines[:3])[:400]
+    said = "; ".join(line.replace("\n", "; ") for line in lines[:3])
+    said = said if len(said) <= 200 else said[:200] + " ..."
+
     located = await _locate(fetch, lines, head)
     parts = [what for _, what in located]
     if shortfall is not None:
@@ -201,10 +207,11 @@ async def verify(fetch: Fetch, path: str, schema_version: int) -> IntegrityRepor
             ok=True, checked=walk.expected - 1, head_position=head, head_hash=walk.prev.hex()
         )
     position, what, said = damage
-    candidates = [p for p in (position, read_failed) if p is not None]
-    if report is not None and report.first_bad_position is not None:
-        candidates.append(report.first_bad_position)
-    first = min(candidates) if candidates else None
+    first = position  # located in the b-trees: more precise than where a read stopped
+    if first is None:
+        first = read_failed
+    if first is None and report is not None:
+        first = report.first_bad_position
     where = f"from position {first}" if first is not None else "no position can be named"
     return walk.bad(
         first,

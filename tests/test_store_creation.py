@@ -1,0 +1,174 @@
+"""A store appears at its path whole or not at all, and nothing deletes or replaces a store
+another process may be using: many processes creating one store at once, an import that fails
+into a new path while another process uses it, projections that never create a file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from faults import ROOT, spawn_cli, wait_until, write_source
+from store_contract import collect, opened, requested
+
+from ledger import NotALedgerError, StoreError, open_store
+from projections import Projector
+
+_OPENER = """
+import os, sys, anyio
+from datetime import datetime, UTC
+from ledger import open_store
+from ledger.events import AccountOpened
+
+directory, me, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+T = datetime(2026, 3, 1, tzinfo=UTC)
+
+async def main():
+    while not os.path.exists(go):
+        await anyio.sleep(0.001)
+    for r in range(rounds):
+        async with open_store(os.path.join(directory, f"round{r}.db")) as store:
+            await store.append(f"account-{me}", [AccountOpened(
+                account_id=me, holder_ref="h", occurred_at=T)])
+
+anyio.run(main)
+"""
+
+
+@pytest.mark.slow
+def test_many_processes_create_one_store_at_once(tmp_path: Path) -> None:
+    """8 processes open the same new store path, round after round, each then appending one
+    event: every open succeeds (never "not a payledger store", never busy at once), every
+    store ends with exactly 8 events, verifies, and no private file is left behind."""
+    processes, rounds = 8, 25
+    script = tmp_path / "opener.py"
+    script.write_text(_OPENER)
+    go = tmp_path / "go"
+    stores = tmp_path / "stores"
+    stores.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(stores), f"P{i}", str(rounds), str(go)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(processes)
+    ]
+    go.touch()
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+
+    async def check(path: Path) -> None:
+        async with open_store(path, readonly=True) as store:
+            assert await store.head() == processes, path
+            assert (await store.verify()).ok
+
+    for r in range(rounds):
+        anyio.run(check, stores / f"round{r}.db", backend="asyncio")
+    leftovers = [p.name for p in stores.iterdir() if p.name.startswith(".")]
+    assert leftovers == [], "private files of store creation were left behind"
+
+
+def test_a_stray_write_ahead_log_blocks_creation(tmp_path: Path) -> None:
+    """A -wal left by a store that was deleted would be replayed into a new store at the same
+    path: creation refuses, and creates nothing."""
+    path = tmp_path / "ledger.db"
+    (tmp_path / "ledger.db-wal").write_bytes(b"\x37\x7f\x06\x82" + bytes(28))
+
+    async def go() -> None:
+        async with open_store(path):
+            pass
+
+    with pytest.raises(StoreError, match="-wal"):
+        anyio.run(go, backend="asyncio")
+    assert not path.exists()
+
+
+@pytest.mark.slow
+def test_a_failed_import_never_deletes_a_store_another_process_uses(tmp_path: Path) -> None:
+    """`payledger import` into a path with no store, reading slowly from stdin; meanwhile
+    another process opens the (new) store there and appends; then the import meets a bad line
+    and fails. The other process's acknowledged append survives: the failed import deleted
+    nothing, and left no file of its own."""
+    db = tmp_path / "new.db"
+    source = tmp_path / "in.jsonl"
+    write_source(source, 200)
+    lines = source.read_bytes().splitlines(keepends=True)
+    proc = spawn_cli("--db", str(db), "import", "-", stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    proc.stdin.write(b"".join(lines[:100]))
+    proc.stdin.flush()
+    # the import has begun once it has a file of its own in the directory (or at the path)
+    wait_until(
+        lambda: any(p.name != "in.jsonl" for p in tmp_path.iterdir()) or proc.poll() is not None,
+        "the import to start",
+    )
+    time.sleep(0.2)  # (not asserted on: the outcome is the same whenever the append lands)
+
+    async def append() -> int:
+        async with open_store(db) as store:
+            result = await store.append("account-OTHER", [opened("OTHER")])
+            return result.positions[0]
+
+    position = anyio.run(append, backend="asyncio")
+    _, err = proc.communicate(b"".join(lines[100:]) + b'{"stream": "payment-X"\n', timeout=120)
+    assert proc.returncode == 2, err.decode()
+    assert db.exists(), "the failed import deleted a store another process had appended to"
+
+    async def check() -> None:
+        async with open_store(db, readonly=True) as store:
+            records = await collect(store.read_all())
+            assert [(r.position, r.stream) for r in records] == [(position, "account-OTHER")]
+            assert (await store.verify()).ok
+
+    anyio.run(check, backend="asyncio")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.anyio
+async def test_projections_never_create_a_file(tmp_path: Path) -> None:
+    """The projector opens its own connection to the store's path: if the file is gone (moved
+    or deleted since the store opened it) it creates nothing there, and it makes no tables in
+    a file that is not a payledger store."""
+    db = tmp_path / "ledger.db"
+    async with open_store(db) as store:
+        await store.append("payment-P1", [requested("P1")])
+        db.rename(tmp_path / "moved.db")
+        with pytest.raises(StoreError):
+            await Projector.open(store)
+        assert not db.exists(), "the projector created a file at the store's path"
+        # a foreign database put at the path: no projection tables are made in it
+        conn = sqlite3.connect(db)
+        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY)")
+        conn.commit()
+        conn.close()
+        with pytest.raises(NotALedgerError):
+            await Projector.open(store)
+    conn = sqlite3.connect(db)
+    try:
+        names = [n for (n,) in conn.execute("SELECT name FROM sqlite_master")]
+    finally:
+        conn.close()
+    assert names == ["customers"], "the projector made tables in a foreign database"
+
+
+def test_a_failed_import_into_a_new_path_leaves_no_file(tmp_path: Path) -> None:
+    """The import builds a new store privately and links it into place only once it has
+    committed: a bad line leaves nothing at the path, nor beside it."""
+    db = tmp_path / "new.db"
+    source = tmp_path / "in.jsonl"
+    write_source(source, 50)
+    source.write_bytes(source.read_bytes() + b"{not json\n")
+    proc = spawn_cli("--db", str(db), "import", str(source))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2
+    assert f"{source}:51" in err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]

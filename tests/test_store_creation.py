@@ -20,21 +20,22 @@ from ledger import NotALedgerError, StoreError, open_store
 from projections import Projector
 
 _OPENER = """
-import os, sys, anyio
+import os, sys, time, anyio
 from datetime import datetime, UTC
 from ledger import open_store
 from ledger.events import AccountOpened
 
-directory, me, rounds, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+directory, me, rounds, flags = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 T = datetime(2026, 3, 1, tzinfo=UTC)
 
 async def main():
-    while not os.path.exists(go):
-        await anyio.sleep(0.001)
     for r in range(rounds):
+        while not os.path.exists(os.path.join(flags, f"go{r}")):
+            time.sleep(0.0005)  # spin: every process starts the round at once
         async with open_store(os.path.join(directory, f"round{r}.db")) as store:
             await store.append(f"account-{me}", [AccountOpened(
                 account_id=me, holder_ref="h", occurred_at=T)])
+        open(os.path.join(flags, f"done{r}-{me}"), "w").close()
 
 anyio.run(main)
 """
@@ -48,20 +49,30 @@ def test_many_processes_create_one_store_at_once(tmp_path: Path) -> None:
     processes, rounds = 8, 25
     script = tmp_path / "opener.py"
     script.write_text(_OPENER)
-    go = tmp_path / "go"
+    flags = tmp_path / "flags"
+    flags.mkdir()
     stores = tmp_path / "stores"
     stores.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(stores), f"P{i}", str(rounds), str(go)],
+            [sys.executable, str(script), str(stores), f"P{i}", str(rounds), str(flags)],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
         for i in range(processes)
     ]
-    go.touch()
+    for r in range(rounds):  # a barrier per round: the processes race on each new path
+        (flags / f"go{r}").touch()
+        wait_until(
+            lambda r=r: (
+                len(list(flags.glob(f"done{r}-*"))) == processes
+                or any(p.poll() is not None for p in procs)
+            ),
+            f"round {r}",
+            limit=120,
+        )
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()

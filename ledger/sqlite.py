@@ -34,7 +34,7 @@ import anyio
 
 from ._sqlite import reads, schema, writer
 from ._sqlite.errors import translate
-from ._sqlite.reader import open_evidence, open_reader
+from ._sqlite.reader import open_reader, open_readonly
 from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from ._sqlite.thread import ConnectionThread
 from ._sqlite.verify import verify as _verify
@@ -118,10 +118,7 @@ class SQLiteEventStore(EventStore):
                 await thread.open(schema.open_writer, path, durability, busy_timeout)
                 reader, version = await open_reader(schema.writable_uri(path), busy_timeout)
             else:
-                try:
-                    reader, version = await open_reader(schema.readonly_uri(path), busy_timeout)
-                except sqlite3.OperationalError as e:
-                    reader, version = await open_evidence(path, busy_timeout, e)
+                reader, version = await open_readonly(path, busy_timeout)
             schema.check_header(version, path, allow_empty=False)
         except BaseException as e:
             with anyio.CancelScope(shield=True):

@@ -13,7 +13,7 @@ import anyio
 from ..errors import StoreError
 from . import schema
 
-__all__ = ["open_evidence", "open_reader"]
+__all__ = ["open_reader", "open_readonly"]
 
 
 async def open_reader(
@@ -40,16 +40,28 @@ async def open_reader(
     return reader, (header[0], header[1], header[2])
 
 
-async def open_evidence(
-    path: str, busy_timeout: float, error: sqlite3.OperationalError
+def _needs_shm(path: str, why: str) -> StoreError:
+    return StoreError(
+        f"{path}: its write-ahead log ({path}-wal) holds events not yet in the file, and "
+        f"reading them needs {path}-shm, which {why}; copy the store's files to a writable "
+        "place to read them"
+    )
+
+
+async def open_readonly(
+    path: str, busy_timeout: float
 ) -> tuple[aiosqlite.Connection, tuple[int, int, int]]:
-    """A read-only open that failed because nothing can be written beside the store (no
-    ``-shm`` can be made: a read-only place, a full disk): read it as immutable, unless a
-    write-ahead log holds events the file lacks (SQLite then needs the ``-shm``)."""
-    if schema.wal_holds_events(path):
-        raise StoreError(
-            f"{path}: its write-ahead log ({path}-wal) holds events not yet in the file, and "
-            f"reading them needs {path}-shm, which cannot be made here ({error}); copy the "
-            "store's files to a writable place to read them"
-        ) from error
-    return await open_reader(schema.readonly_uri(path, immutable=True), busy_timeout)
+    """A read-only connection that writes nothing beside evidence (see :mod:`.schema`): a
+    store in a place without write permission is read as immutable; one whose open fails
+    because no ``-shm`` can be made (a read-only mount, a full disk) too. Either way, when a
+    write-ahead log holds events the file lacks, reading them needs a ``-shm``: where none may
+    or can be made, that is one clear error, never a read that leaves them out."""
+    evidence = schema.nothing_can_be_written_beside(path)
+    if evidence and schema.wal_holds_events(path):
+        raise _needs_shm(path, "may not be made beside evidence (no write permission)")
+    try:
+        return await open_reader(schema.readonly_uri(path), busy_timeout)
+    except sqlite3.OperationalError as e:
+        if schema.wal_holds_events(path):
+            raise _needs_shm(path, f"cannot be made here ({e})") from e
+        return await open_reader(schema.readonly_uri(path, immutable=True), busy_timeout)

@@ -37,8 +37,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "create_store_file",
     "header_says_store",
+    "nothing_can_be_written_beside",
     "open_writer",
     "readonly_uri",
+    "wal_holds_events",
     "writable_uri",
 ]
 
@@ -123,8 +125,11 @@ def header_says_store(path: str) -> bool:
 
 def file_shortfall(path: str) -> tuple[int, int] | None:
     """``(bytes on disk, bytes the header promises)`` when the file is shorter than its own
-    header says (cut off at the end), else None. The header's page count is valid when its
-    "version valid for" field matches its change counter (SQLite 3.7.0+ files)."""
+    header says (cut off at the end), else None; never while a write-ahead log holds pages.
+    The header's page count is valid when its "version valid for" field matches its change
+    counter (SQLite 3.7.0+ files)."""
+    if wal_holds_events(path):  # pages may live in the log (a checkpoint not yet done)
+        return None
     try:
         with open(path, "rb") as f:
             head = f.read(100)
@@ -247,7 +252,7 @@ def writable_uri(path: str) -> str:
     return f"file:{quote(os.path.abspath(path))}?mode=rw"
 
 
-def _nothing_can_be_written_beside(path: str) -> bool:
+def nothing_can_be_written_beside(path: str) -> bool:
     """Whether the store is evidence: its file or directory has no write permission (for
     anyone, so root too), or they are not writable here (a read-only mount, an immutable
     directory, permissions)."""
@@ -274,7 +279,7 @@ def readonly_uri(path: str, *, immutable: bool | None = None) -> str:
     """The URI a read-only open uses (see the module docstring); ``immutable`` forces the
     choice."""
     if immutable is None:
-        immutable = not wal_holds_events(path) and _nothing_can_be_written_beside(path)
+        immutable = not wal_holds_events(path) and nothing_can_be_written_beside(path)
     base = f"file:{quote(os.path.abspath(path))}?mode=ro"
     return base + "&immutable=1" if immutable else base
 

@@ -250,6 +250,11 @@ def test_a_disk_filled_by_others_leaves_the_store_readable(tmp_path: Path) -> No
     """A store closed cleanly, then its disk filled by another file: `verify`, `export` and
     `stats` still work (nothing needs to be written to read it); an append says the disk is
     full (not "disk I/O error") and stores nothing; once space is freed, appends work."""
+    disk_filled_by_others(tmp_path)
+
+
+def disk_filled_by_others(tmp_path: Path) -> None:
+    """The check of :func:`test_a_disk_filled_by_others_leaves_the_store_readable`."""
     with tmpfs(tmp_path / "small", "2m") as small:
         db = small / "ledger.db"
 

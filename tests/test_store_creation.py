@@ -43,10 +43,15 @@ anyio.run(main)
 
 @pytest.mark.slow
 def test_many_processes_create_one_store_at_once(tmp_path: Path) -> None:
-    """8 processes open the same new store path, round after round, each then appending one
-    event: every open succeeds (never "not a payledger store", never busy at once), every
-    store ends with exactly 8 events, verifies, and no private file is left behind."""
-    processes, rounds = 8, 25
+    """8 processes open the same new store path, round after round (a barrier starts each
+    round), each then appending one event: every open succeeds (never "not a payledger
+    store", never busy at once), every store ends with exactly 8 events, verifies, and no
+    private file is left behind."""
+    race_to_create(tmp_path, processes=8, rounds=25)
+
+
+def race_to_create(tmp_path: Path, *, processes: int, rounds: int) -> None:
+    """The creation race of :func:`test_many_processes_create_one_store_at_once`."""
     script = tmp_path / "opener.py"
     script.write_text(_OPENER)
     flags = tmp_path / "flags"
@@ -109,6 +114,11 @@ def test_a_failed_import_never_deletes_a_store_another_process_uses(tmp_path: Pa
     another process opens the (new) store there and appends; then the import meets a bad line
     and fails. The other process's acknowledged append survives: the failed import deleted
     nothing, and left no file of its own."""
+    failed_import_beside_another_writer(tmp_path)
+
+
+def failed_import_beside_another_writer(tmp_path: Path) -> None:
+    """The clean-up race: see the test that calls it."""
     db = tmp_path / "new.db"
     source = tmp_path / "in.jsonl"
     write_source(source, 200)

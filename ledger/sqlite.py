@@ -265,8 +265,8 @@ class SQLiteEventStore(EventStore):
             try:
                 self._check_open()
                 try:
-                    await thread.run(writer.begin)
                     try:
+                        await thread.run(writer.begin)
                         planner: Planner | None = None
                         async for batch in writer.chunks(items, chunk):
                             prepared = [prepare_import(item) for item in batch]

@@ -37,6 +37,7 @@ from ._sqlite.errors import translate
 from ._sqlite.reader import open_reader, open_readonly
 from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from ._sqlite.thread import ConnectionThread
+from ._sqlite.verify import add_check as _add_check
 from ._sqlite.verify import verify as _verify
 from .errors import ConcurrencyError, IntegrityError, ReadOnlyError, StoreClosedError, StoreError
 from .events import Event
@@ -54,7 +55,11 @@ from .store import (
     to_micros,
 )
 
-__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore"]
+__all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "add_verify_check"]
+
+add_verify_check = _add_check
+"""Register a check that ``verify`` runs once the log and the file have passed (the hook for
+checking the projection tables against a fold of the log): ``async (fetch) -> report | None``."""
 
 _GATHER_PASSES: Final = 4
 """How many times a group commit's leader yields to let more appends join its group."""

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from faults import cli, damage, write_source
 
-from ledger import IntegrityError, NotALedgerError, open_store
+from ledger import IntegrityError, IntegrityReport, NotALedgerError, open_store
+from ledger.sqlite import add_verify_check
 
 _READERS = (
     ("stats", "--json"),
@@ -124,3 +126,38 @@ def test_a_file_that_is_not_a_store_is_bad_input(
 
     with pytest.raises(NotALedgerError):
         anyio.run(go, backend="asyncio")
+
+
+def test_verify_runs_registered_checks_once_the_log_passes(
+    intact: tuple[Path, dict[str, str]],
+) -> None:
+    """The hook for later checks (the projection tables against a fold of the log): a check
+    registered with ``add_verify_check`` runs after the chain walk and the integrity check, and
+    its finding is verify's."""
+    db, _ = intact
+    seen: list[int] = []
+
+    async def check(fetch: Any) -> IntegrityReport | None:
+        ((head,),) = await fetch("SELECT position FROM ledger_head", ())
+        seen.append(head)
+        return IntegrityReport(
+            ok=False,
+            checked=head,
+            head_position=head,
+            head_hash="",
+            first_bad_position=7,
+            reason="a projection disagrees with the log",
+        )
+
+    async def go() -> IntegrityReport:
+        async with open_store(db, readonly=True) as store:
+            return await store.verify()
+
+    remove = add_verify_check(check)
+    try:
+        report = anyio.run(go, backend="asyncio")
+    finally:
+        remove()
+    assert seen == [6_000]
+    assert (report.ok, report.first_bad_position) == (False, 7)
+    assert anyio.run(go, backend="asyncio").ok

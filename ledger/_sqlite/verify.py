@@ -6,12 +6,14 @@ the walk and named by its first bad position. Damage to the file (a page overwri
 off) is found by the integrity check, or by the walk when a read fails or comes back short,
 and is located by scanning each b-tree: the events table in key order (its first missing
 position), each index against the table (the first position it lacks or holds too many).
-A hook for checking the projection tables against a fold of the log comes later.
+Checks that need more than the log (the projection tables against a fold of the log, a later
+task) register with :func:`add_check` and run after the rest has passed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from ..errors import DamagedStoreError
@@ -19,7 +21,20 @@ from ..store import GENESIS_HASH, SUMMED_TYPES, IntegrityReport, chain_hash
 from .reads import Fetch, first_gap
 from .schema import INDEX_FILTERS, file_shortfall
 
-__all__ = ["verify"]
+__all__ = ["ExtraCheck", "add_check", "verify"]
+
+ExtraCheck = Callable[[Fetch], Awaitable[IntegrityReport | None]]
+"""A check run by ``verify`` once the log and the file have passed: given the read query
+function, it returns a failed report, or None."""
+_EXTRA: list[ExtraCheck] = []
+
+
+def add_check(check: ExtraCheck) -> Callable[[], None]:
+    """Run ``check`` in every later ``verify`` of an SQLite store (after the chain walk and the
+    integrity check have passed); returns a function that removes it."""
+    _EXTRA.append(check)
+    return lambda: _EXTRA.remove(check)
+
 
 _SUMMED_IN: Final = ", ".join(f"'{name}'" for name in sorted(SUMMED_TYPES))
 _WALK: Final = (
@@ -203,7 +218,13 @@ async def verify(fetch: Fetch, path: str, schema_version: int) -> IntegrityRepor
     if damage is None and read_failed is not None:
         damage = (read_failed, "the events table", "a read of the events failed")
     if damage is None:
-        return report or IntegrityReport(
+        if report is not None:
+            return report
+        for check in _EXTRA:
+            found = await check(fetch)
+            if found is not None:
+                return found
+        return IntegrityReport(
             ok=True, checked=walk.expected - 1, head_position=head, head_hash=walk.prev.hex()
         )
     position, what, said = damage

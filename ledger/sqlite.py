@@ -32,9 +32,9 @@ from typing import Any, Final
 import aiosqlite
 import anyio
 
-from ._sqlite import reads, schema, writer
+from ._sqlite import reads, writer
+from ._sqlite.connections import open_connections
 from ._sqlite.errors import translate
-from ._sqlite.reader import open_reader, open_readonly
 from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
 from ._sqlite.thread import ConnectionThread
 from ._sqlite.verify import add_check as _add_check
@@ -115,26 +115,10 @@ class SQLiteEventStore(EventStore):
             # (checked before aiosqlite is asked: a failed aiosqlite.connect leaves its worker
             # thread reporting to a loop that may be closed by then)
             raise StoreError(f"{path}: is a directory, not a store")
-        thread: ConnectionThread | None = None
-        reader: aiosqlite.Connection | None = None
-        try:
-            if not readonly:
-                thread = ConnectionThread(f"payledger-writer:{path}")
-                await thread.open(schema.open_writer, path, durability, busy_timeout)
-                reader, version = await open_reader(schema.writable_uri(path), busy_timeout)
-            else:
-                reader, version = await open_readonly(path, busy_timeout)
-            schema.check_header(version, path, allow_empty=False)
-        except BaseException as e:
-            with anyio.CancelScope(shield=True):
-                if reader is not None:
-                    await reader.close()
-                if thread is not None:
-                    await thread.close()
-            if isinstance(e, sqlite3.Error):
-                raise translate(e, path, path) from e
-            raise
-        return cls(path, thread, reader, readonly=readonly, schema_version=version[1])
+        thread, reader, version = await open_connections(
+            path, readonly=readonly, durability=durability, busy_timeout=busy_timeout
+        )
+        return cls(path, thread, reader, readonly=readonly, schema_version=version)
 
     async def aclose(self) -> None:
         if self._closed:

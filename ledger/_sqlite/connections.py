@@ -1,6 +1,7 @@
-"""The read connection: ``query_only`` (reads never write, whatever SQL reaches them), opened
-read-write beside a writer, read-only otherwise, and as ``immutable`` where nothing can be
-written beside the store (see :mod:`.schema`).
+"""Opening a store's connections: the writer's (in its own thread, :mod:`.thread`) unless the
+store is opened read-only, and the read connection: ``query_only`` (reads never write, whatever
+SQL reaches them), opened read-write beside a writer, read-only otherwise, and as ``immutable``
+where nothing can be written beside the store (see :mod:`.schema`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,39 @@ import aiosqlite
 import anyio
 
 from ..errors import StoreError
+from ..store import Durability
 from . import schema
+from .errors import translate
+from .thread import ConnectionThread
 
-__all__ = ["open_reader", "open_readonly"]
+__all__ = ["open_connections", "open_reader", "open_readonly"]
+
+
+async def open_connections(
+    path: str, *, readonly: bool, durability: Durability, busy_timeout: float
+) -> tuple[ConnectionThread | None, aiosqlite.Connection, int]:
+    """The writer's thread (None when ``readonly``), the read connection and the schema
+    version of the store at ``path``; on any failure nothing is left open."""
+    thread: ConnectionThread | None = None
+    reader: aiosqlite.Connection | None = None
+    try:
+        if not readonly:
+            thread = ConnectionThread(f"payledger-writer:{path}")
+            await thread.open(schema.open_writer, path, durability, busy_timeout)
+            reader, header = await open_reader(schema.writable_uri(path), busy_timeout)
+        else:
+            reader, header = await open_readonly(path, busy_timeout)
+        schema.check_header(header, path, allow_empty=False)
+    except BaseException as e:
+        with anyio.CancelScope(shield=True):
+            if reader is not None:
+                await reader.close()
+            if thread is not None:
+                await thread.close()
+        if isinstance(e, sqlite3.Error):
+            raise translate(e, path, path) from e
+        raise
+    return thread, reader, header[1]
 
 
 async def open_reader(

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -193,3 +194,44 @@ def test_a_failed_import_into_a_new_path_leaves_no_file(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{source}:51" in err.decode()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl"]
+
+
+def test_an_import_whose_new_path_is_taken_meanwhile_goes_into_that_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """If another process makes a store at the path while `payledger import` builds its new
+    store privately, the link fails (it never replaces a file) and the events go into the
+    store that is there, after what it holds; no private file is left."""
+    from ledger._sqlite.schema import create_store_file
+    from replay.cli import main
+    from replay.commands import importing
+
+    db = tmp_path / "new.db"
+    source = tmp_path / "in.jsonl"
+    write_source(source, 30)
+
+    def taken(src: str, dst: str) -> None:
+        create_store_file(dst)  # another process won the path, and appended
+        other = threading.Thread(target=anyio.run, args=(_append_other, Path(dst)))
+        other.start()
+        other.join()
+        os.link(src, dst)  # raises FileExistsError, as a link to a taken path does
+
+    monkeypatch.setattr(importing, "_link", taken)
+    assert main(["--db", str(db), "import", "--no-project", str(source)]) == 0
+    assert "imported 30 events (positions 2-31)" in capsys.readouterr().out
+
+    async def check() -> None:
+        async with open_store(db, readonly=True) as store:
+            records = await collect(store.read_all())
+            assert records[0].stream == "account-OTHER"
+            assert len(records) == 31
+            assert (await store.verify()).ok
+
+    anyio.run(check, backend="asyncio")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+async def _append_other(db: Path) -> None:
+    async with open_store(db) as store:
+        await store.append("account-OTHER", [opened("OTHER")])

@@ -73,6 +73,11 @@ def _fsync(path: str, *, directory: bool = False) -> None:
         os.close(fd)
 
 
+def _link(source: str, target: str) -> None:
+    """A hard link: never replaces a file, fails if ``target`` is taken."""
+    os.link(source, target)
+
+
 async def _records_as_items(path: str) -> AsyncIterator[ImportItem]:
     async with open_store(path, readonly=True) as store:
         async for rec in store.read_all():
@@ -101,7 +106,7 @@ async def _import_new(db: str, items: Any, outcome: _Outcome) -> ImportResult:
             raise StoreError(f"{db}: the new store could not be written whole")
         await anyio.to_thread.run_sync(_fsync, private)
         try:
-            os.link(private, db)  # never replaces a file: fails if the path is taken
+            _link(private, db)
         except OSError:  # taken meanwhile, or no hard links here: import into the store there
             async with open_store(db) as store:
                 result = await store.import_events(_records_as_items(private))

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from ._pg.url import is_postgres_url
 from .errors import ConcurrencyError as ConcurrencyError
+from .errors import DamagedStoreError as DamagedStoreError
+from .errors import DiskFullError as DiskFullError
 from .errors import DuplicateEventError as DuplicateEventError
 from .errors import EventValidationError as EventValidationError
 from .errors import FormatError as FormatError
@@ -43,6 +45,8 @@ from .store import Record as Record
 __all__ = [
     "AppendResult",
     "ConcurrencyError",
+    "DamagedStoreError",
+    "DiskFullError",
     "DuplicateEventError",
     "Durability",
     "Event",

@@ -13,17 +13,21 @@ exception: lower-layer errors are translated at the boundary, ``raise ... from e
      ├── UnknownEventTypeError     a stored event of a type this code does not know
      ├── NotFoundError             no such payment, account or stream
      ├── IntegrityError            the store was altered behind its back (first bad position)
+     │    └── DamagedStoreError    the file's pages are damaged: part of the log cannot be read
      └── StoreError                the store file itself
           ├── NotALedgerError      the file is not a payledger store
           ├── SchemaVersionError   the store was written by a newer payledger
           ├── ReadOnlyError        a write on a store opened read-only
-          └── StoreClosedError     a call on a closed store
+          ├── StoreClosedError     a call on a closed store
+          └── DiskFullError        the disk is full: the write was refused whole
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ConcurrencyError",
+    "DamagedStoreError",
+    "DiskFullError",
     "DuplicateEventError",
     "EventValidationError",
     "FormatError",
@@ -139,6 +143,18 @@ class IntegrityError(LedgerError):
         super().__init__(f"integrity check failed at position {position}: {reason}")
 
 
+class DamagedStoreError(IntegrityError):
+    """Raised when a store's file is damaged (a page unreadable or cut off, a row that does not
+    decode, a read that comes back short): the log cannot be read whole, so nothing is answered
+    from part of it. ``position`` is the first position known to be affected (1 when the damage
+    is in what every read needs, such as the schema)."""
+
+    def __init__(self, position: int, reason: str, *, damaged: str = "the events table") -> None:
+        self.damaged = damaged
+        """What is damaged: ``"the events table"``, ``"index events_by_type"``, ``"the file"``."""
+        super().__init__(position, reason)
+
+
 class StoreError(LedgerError):
     """Raised when the store file cannot be used: unreadable, foreign, newer or closed."""
 
@@ -159,3 +175,8 @@ class ReadOnlyError(StoreError):
 
 class StoreClosedError(StoreError):
     """Raised when a store is used after it was closed."""
+
+
+class DiskFullError(StoreError):
+    """Raised when a write finds the disk (or the file system's quota) full. The write is
+    refused whole: nothing of it is stored, and the store stays readable."""

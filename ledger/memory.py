@@ -7,8 +7,9 @@ versions and the hash chain are the shared rules of :mod:`ledger.store`.
 Every append plans and applies its rows without an ``await`` in between, so calls from many
 tasks of one event loop are atomic and their positions gap-free without a lock; an import
 reads (and validates) its whole iterable before it applies anything, so an iterable that
-raises leaves the store as it was. ``readonly`` never applies and ``durability`` means nothing
-here: the store lives as long as the object.
+raises leaves the store as it was. The same holds for cancellation: a call cancelled at any of
+its awaits has applied nothing, and once it applies it has no await left. ``readonly`` never
+applies and ``durability`` means nothing here: the store lives as long as the object.
 """
 
 from __future__ import annotations
@@ -21,13 +22,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
-from .errors import (
-    ConcurrencyError,
-    DuplicateEventError,
-    FormatError,
-    IntegrityError,
-    StoreClosedError,
-)
+from .errors import ConcurrencyError, IntegrityError, StoreClosedError
 from .events import Event
 from .states import MemoryStates
 from .store import (
@@ -43,6 +38,7 @@ from .store import (
     Record,
     Stored,
     chain_hash,
+    plan_import,
     prepare_append,
     prepare_import,
     record_from_row,
@@ -70,6 +66,8 @@ class MemoryEventStore(EventStore):
         """Each stream's positions, in version order."""
         self._ids: dict[str, Stored] = {}
         self._head_hash = GENESIS_HASH
+        self._summed = 0
+        """The running total of the amounts the projections add up (``store.SUMMED_TYPES``)."""
         self._appended: anyio.Event | None = None
         self._closed = False
         self._states = MemoryStates(lambda: len(self._rows))
@@ -90,7 +88,7 @@ class MemoryEventStore(EventStore):
     # --- appending -------------------------------------------------------------------------
 
     def _planner(self, prepared: Iterable[Prepared]) -> Planner:
-        planner = Planner(len(self._rows), self._head_hash)
+        planner = Planner(len(self._rows), self._head_hash, summed_minor=self._summed)
         for p in prepared:
             positions = self._streams.get(p.stream)
             if positions:
@@ -110,6 +108,7 @@ class MemoryEventStore(EventStore):
                 row[_POSITION], row[_STREAM], row[_VERSION], row[_DATA]
             )
         self._head_hash = planner.head_hash
+        self._summed = planner.summed_minor
         if planner.rows:
             self._notify()
 
@@ -168,10 +167,7 @@ class MemoryEventStore(EventStore):
         first: int | None = None
         last: int | None = None
         for item, p in batch:
-            try:
-                result = planner.plan(p.stream, [p], None)
-            except DuplicateEventError as e:
-                raise FormatError(item.line, str(e), field="event_id", source=item.source) from e
+            result = plan_import(planner, item, p)
             if result.duplicate:
                 skipped += 1
             else:

@@ -15,39 +15,65 @@ What every backend guarantees (the contract suite in ``tests/store_contract.py``
    its ids name (:func:`ledger.events.stream_of`).
 6. Each stored event carries a SHA-256 over its canonical bytes and the previous event's hash;
    :meth:`EventStore.verify` walks the chain.
-7. Reads are streamed page by page: memory stays flat however many events are read.
+7. Reads are streamed page by page: memory stays flat however many events are read. A read of
+   the whole log yields exactly the positions it promises, in order, or raises
+   :class:`DamagedStoreError`: nothing is ever answered from part of the log.
+8. The amounts the projections add up (:data:`SUMMED_TYPES`: authorizations, settlements,
+   repayments) never total more than :data:`MAX_SUMMED_MINOR` over the whole log, so every
+   projection sum fits a 64-bit integer: an append that would pass it is refused whole, before
+   anything is stored (:class:`Planner` keeps the running total the head records).
+9. A cancelled or timed-out ``append`` or ``import_events`` leaves the store exactly as before
+   the call or exactly as after it, never between.
 
-This module holds the pieces every backend shares: the records it returns, event validation,
-the hash chain and the batch planner that applies rules 3 and 4.
+This module holds the abstract store; the pieces every backend shares are in
+:mod:`ledger.records` (what the store returns), :mod:`ledger.prepare` (validation and encoding),
+:mod:`ledger.planner` (the hash chain and the batch planner, rules 3, 4 and 8) and
+:mod:`ledger.rows` (stored rows and their decoding), all re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import random
-import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, TypeAlias
+from datetime import datetime
 
-import msgspec
-import msgspec.inspect
-
-from .errors import (
-    ConcurrencyError,
-    DuplicateEventError,
-    EventValidationError,
-    FormatError,
-    LedgerError,
-    StoreError,
-)
-from .events import CATALOGUE, DECODER, ENCODER, Event, UnknownEvent, stream_of, upcast
+from .errors import StoreError
+from .events import Event
+from .planner import Planner as Planner
+from .planner import Stored as Stored
+from .planner import chain_hash as chain_hash
+from .planner import plan_import as plan_import
+from .prepare import non_utc_field as non_utc_field
+from .prepare import prepare as prepare
+from .prepare import prepare_append as prepare_append
+from .prepare import prepare_import as prepare_import
+from .prepare import split_validation_message as split_validation_message
+from .prepare import uuid7 as uuid7
+from .records import EPOCH as EPOCH
+from .records import GENESIS_HASH as GENESIS_HASH
+from .records import MAX_STREAM_LENGTH as MAX_STREAM_LENGTH
+from .records import MAX_SUMMED_MINOR as MAX_SUMMED_MINOR
+from .records import SUMMED_TYPES as SUMMED_TYPES
+from .records import AppendResult as AppendResult
+from .records import Durability as Durability
+from .records import ImportItem as ImportItem
+from .records import ImportResult as ImportResult
+from .records import IntegrityReport as IntegrityReport
+from .records import Prepared as Prepared
+from .records import Record as Record
+from .records import from_micros as from_micros
+from .records import to_micros as to_micros
+from .rows import ROW_COLUMNS as ROW_COLUMNS
+from .rows import RawRow as RawRow
+from .rows import decode_event as decode_event
+from .rows import record_from_row as record_from_row
+from .rows import row_from_record as row_from_record
 from .states import StateStore
 
 __all__ = [
+    "MAX_SUMMED_MINOR",
+    "SUMMED_TYPES",
     "AppendResult",
     "Durability",
     "EventStore",
@@ -61,544 +87,6 @@ __all__ = [
     "record_from_row",
     "row_from_record",
 ]
-
-Durability: TypeAlias = Literal["full", "normal"]
-"""``full`` (default): an append returns once its events are fsynced. ``normal``: an append
-survives a crash of the process but may be lost with the machine's power (SQLite
-``synchronous=NORMAL`` in WAL mode)."""
-
-EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-GENESIS_HASH: Final = bytes(32)
-_MICRO: Final = timedelta(microseconds=1)
-MAX_STREAM_LENGTH: Final = 300
-
-
-class Record(msgspec.Struct, frozen=True, gc=False):
-    """One stored event with its place in the log."""
-
-    position: int
-    """Global position: 1, 2, 3, ... in append order, gap-free."""
-    stream: str
-    version: int
-    """The event's version within its stream: 1, 2, 3, ..."""
-    event: Event
-    event_id: str
-    recorded_at: datetime
-    """When the store committed the event (UTC)."""
-    correlation_id: str | None = None
-    causation_id: str | None = None
-
-    @property
-    def type(self) -> str:
-        """The event's catalogue name."""
-        return self.event.type
-
-
-class AppendResult(msgspec.Struct, frozen=True):
-    """What an append stored."""
-
-    stream: str
-    positions: tuple[int, ...]
-    """The global positions of the call's events, in the call's order."""
-    version: int
-    """The stream's version after the call's last event."""
-    duplicate: bool = False
-    """True when the call was an exact retry of events already stored (nothing appended)."""
-
-
-class ImportResult(msgspec.Struct, frozen=True):
-    """What an import stored."""
-
-    appended: int
-    skipped: int
-    """Events whose event_id was already stored with the same content."""
-    first_position: int | None
-    last_position: int | None
-
-
-class IntegrityReport(msgspec.Struct, frozen=True):
-    """The outcome of :meth:`EventStore.verify`."""
-
-    ok: bool
-    checked: int
-    head_position: int
-    head_hash: str
-    first_bad_position: int | None = None
-    reason: str | None = None
-
-
-class Prepared(msgspec.Struct, gc=False):
-    """An event validated and encoded, ready to be planned into a batch."""
-
-    stream: str
-    type: str
-    schema: int
-    data: str
-    occurred_us: int
-    event_id: str
-    explicit_id: bool
-    correlation_id: str | None
-    causation_id: str | None
-    recorded_us: int | None = None
-
-
-class ImportItem(msgspec.Struct, frozen=True, gc=False):
-    """One event to import, as read from a JSON Lines line."""
-
-    stream: str
-    event: Event
-    event_id: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
-    recorded_at: datetime | None = None
-    line: int = 0
-    source: str | None = None
-    """The file the item was read from, named in errors with ``line``."""
-
-
-# --- validation and encoding ---------------------------------------------------------------
-
-
-def split_validation_message(message: str) -> tuple[str, str | None]:
-    """Split msgspec's ``"Expected `int` >= 1 - at `$.attempt`"`` into message and field."""
-    marker = " - at `$"
-    at = message.rfind(marker)
-    if at < 0:
-        return message, None
-    field = message[at + len(marker) : -1].lstrip(".")
-    return message[:at], field or None
-
-
-def to_micros(ts: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime, exactly."""
-    return (ts - EPOCH) // _MICRO
-
-
-def from_micros(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
-_RANDOM = random.Random(os.urandom(32))
-os.register_at_fork(after_in_child=lambda: _RANDOM.seed(os.urandom(32)))
-
-
-def uuid7() -> str:
-    """A time-ordered UUID (RFC 9562 version 7): ids generated by the store sort by creation
-    time, so the event_id index grows at its right edge instead of at random pages. The 74
-    random bits come from a generator seeded from ``os.urandom`` (reseeded in forked children):
-    ids need uniqueness, not secrecy."""
-    ms = time.time_ns() // 1_000_000
-    rand = _RANDOM.getrandbits(80)
-    value = (
-        (ms & 0xFFFF_FFFF_FFFF) << 80
-        | 0x7 << 76
-        | ((rand >> 62) & 0xFFF) << 64
-        | 0b10 << 62
-        | (rand & ((1 << 62) - 1))
-    )
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def normalize_event_id(value: str | uuid.UUID) -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError) as e:
-        raise EventValidationError(f"event_id {value!r} is not a UUID", field="event_id") from e
-
-
-def check_optional_id(value: str | None, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not 0 < len(value) <= 256:
-        raise EventValidationError(
-            f"{name} must be a non-empty string of at most 256 characters", field=name
-        )
-    try:
-        value.encode()
-    except UnicodeEncodeError as e:
-        raise EventValidationError(f"{name} is not valid Unicode text", field=name) from e
-    return value
-
-
-def _time_fields(cls: type[Event]) -> tuple[str, ...]:
-    info = msgspec.inspect.type_info(cls)
-    assert isinstance(info, msgspec.inspect.StructType)
-    out = []
-    for f in info.fields:
-        kinds = f.type.types if isinstance(f.type, msgspec.inspect.UnionType) else (f.type,)
-        if any(isinstance(k, msgspec.inspect.DateTimeType) for k in kinds):
-            out.append(f.name)
-    return tuple(out)
-
-
-_TIME_FIELDS: Final[dict[str, tuple[str, ...]]] = {
-    name: _time_fields(cls) for name, cls in CATALOGUE.items()
-}
-
-
-_ZERO: Final = timedelta(0)
-
-
-def non_utc_field(event: Event) -> str | None:
-    """The first timestamp field of ``event`` that is not in UTC (``occurred_at``,
-    ``expected_until``, ...), or None."""
-    for name in _TIME_FIELDS.get(type(event).__name__, ("occurred_at",)):
-        value = getattr(event, name)
-        if value is not None and value.tzinfo is not UTC and value.utcoffset() != _ZERO:
-            return str(name)
-    return None
-
-
-def prepare(
-    stream: str,
-    events: Sequence[Event],
-    *,
-    event_ids: Sequence[str | uuid.UUID] | None = None,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-) -> list[Prepared]:
-    """Validate ``events`` for ``stream`` and encode them; raises :class:`EventValidationError`
-    naming the stream, the event's index and the field at fault."""
-    if not isinstance(stream, str) or not 0 < len(stream) <= MAX_STREAM_LENGTH:
-        raise EventValidationError("a stream name is a non-empty string", stream=str(stream))
-    if isinstance(events, Event):
-        raise EventValidationError("append takes a list of events, not one event", stream=stream)
-    if event_ids is not None and len(event_ids) != len(events):
-        raise EventValidationError(
-            f"{len(event_ids)} event_ids for {len(events)} events", stream=stream
-        )
-    correlation_id = check_optional_id(correlation_id, "correlation_id")
-    causation_id = check_optional_id(causation_id, "causation_id")
-    out: list[Prepared] = []
-    seen: set[str] = set()
-    for index, event in enumerate(events):
-        cls = type(event)
-        name = cls.__name__
-        if CATALOGUE.get(name) is not cls:
-            raise EventValidationError(
-                f"{name} is not an event type of the catalogue", stream=stream, index=index
-            )
-        try:
-            data = ENCODER.encode(event)
-        except (TypeError, ValueError, msgspec.EncodeError) as e:  # a field of a foreign type
-            raise EventValidationError(f"cannot be encoded: {e}", stream=stream, index=index) from e
-        try:
-            DECODER.decode(data)
-        except msgspec.ValidationError as e:
-            message, field = split_validation_message(str(e))
-            raise EventValidationError(message, field=field, stream=stream, index=index) from e
-        late = non_utc_field(event)
-        if late is not None:
-            raise EventValidationError("timestamps are UTC", field=late, stream=stream, index=index)
-        expected_stream = stream_of(event)
-        if expected_stream != stream:
-            raise EventValidationError(
-                f"a {name} belongs in stream {expected_stream!r}", stream=stream, index=index
-            )
-        if event_ids is None:
-            eid, explicit = uuid7(), False
-        else:
-            try:
-                eid, explicit = normalize_event_id(event_ids[index]), True
-            except EventValidationError as e:
-                raise EventValidationError(
-                    e.message, field="event_id", stream=stream, index=index
-                ) from e
-            if eid in seen:
-                raise EventValidationError(
-                    f"event_id {eid} is given twice in one call",
-                    field="event_id",
-                    stream=stream,
-                    index=index,
-                )
-            seen.add(eid)
-        out.append(
-            Prepared(
-                stream=stream,
-                type=name,
-                schema=cls.schema_version,
-                data=data.decode(),
-                occurred_us=to_micros(event.occurred_at),
-                event_id=eid,
-                explicit_id=explicit,
-                correlation_id=correlation_id,
-                causation_id=causation_id,
-            )
-        )
-    return out
-
-
-def prepare_append(
-    stream: str,
-    events: Sequence[Event],
-    expected_version: int | None,
-    *,
-    event_ids: Sequence[str | uuid.UUID] | None,
-    correlation_id: str | None,
-    causation_id: str | None,
-) -> list[Prepared]:
-    """What every backend's ``append`` checks before it queues or applies anything: the
-    expected version's type, then every event (:func:`prepare`)."""
-    if expected_version is not None and (
-        isinstance(expected_version, bool)
-        or not isinstance(expected_version, int)
-        or expected_version < 0
-    ):
-        raise ValueError("expected_version is None or an integer >= 0")
-    return prepare(
-        stream,
-        events,
-        event_ids=event_ids,
-        correlation_id=correlation_id,
-        causation_id=causation_id,
-    )
-
-
-# --- the hash chain ------------------------------------------------------------------------
-
-
-def chain_hash(
-    prev: bytes,
-    position: int,
-    stream: str,
-    version: int,
-    event_id: str,
-    correlation_id: str | None,
-    causation_id: str | None,
-    recorded_us: int,
-    schema: int,
-    data: str,
-) -> bytes:
-    """SHA-256 over the previous hash and the event's canonical bytes."""
-    head = "\x1f".join(
-        (
-            str(position),
-            stream,
-            str(version),
-            event_id,
-            correlation_id or "",
-            causation_id or "",
-            str(recorded_us),
-            str(schema),
-        )
-    )
-    return hashlib.sha256(prev + head.encode() + b"\x1e" + data.encode()).digest()
-
-
-# --- decoding stored rows ------------------------------------------------------------------
-
-_CURRENT_SCHEMA: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.items()}
-
-
-def decode_event(type_name: str, schema: int, data: str, occurred_us: int, position: int) -> Event:
-    """Decode a stored event, upcasting an older shape; an unknown type is an
-    :class:`UnknownEvent`, never a crash."""
-    current = _CURRENT_SCHEMA.get(type_name)
-    try:
-        if current == schema:
-            event: Event = DECODER.decode(data)
-            return event
-        if current is None or schema > current:
-            return UnknownEvent(
-                occurred_at=from_micros(occurred_us),
-                type_name=type_name if current is None else f"{type_name}@v{schema}",
-                payload=data,
-                position=position,
-            )
-        payload = upcast(type_name, schema, msgspec.json.decode(data))
-        upcasted: Event = msgspec.convert(payload, CATALOGUE[type_name])
-        return upcasted
-    except (msgspec.ValidationError, msgspec.DecodeError, LookupError) as e:
-        raise LedgerError(f"position {position}: stored {type_name} does not decode: {e}") from e
-
-
-# --- the batch planner ---------------------------------------------------------------------
-
-
-class Stored(msgspec.Struct, frozen=True, gc=False):
-    """What the planner needs to know of an event already stored under an id."""
-
-    position: int
-    stream: str
-    version: int
-    data: str
-
-
-class Planner:
-    """Assigns positions, versions and hashes to a batch of calls inside one transaction.
-
-    A backend fills ``versions`` (current version of each stream the batch touches) and
-    ``stored`` (events already stored under the batch's explicit ids) before planning, then
-    writes ``rows`` and commits. Each call is planned on its own: a conflict raises for that
-    call only and leaves the planner as it was before it.
-    """
-
-    __slots__ = ("head_hash", "head_position", "recorded_us", "rows", "stored", "versions")
-
-    def __init__(self, head_position: int, head_hash: bytes, recorded_us: int | None = None):
-        self.head_position = head_position
-        self.head_hash = head_hash
-        self.recorded_us = recorded_us if recorded_us is not None else time.time_ns() // 1000
-        self.versions: dict[str, int] = {}
-        self.stored: dict[str, Stored] = {}
-        self.rows: list[tuple[Any, ...]] = []
-
-    def plan(
-        self, stream: str, prepared: Sequence[Prepared], expected_version: int | None
-    ) -> AppendResult:
-        """Plan one call; raises :class:`ConcurrencyError` or :class:`DuplicateEventError`."""
-        stored = [self.stored.get(p.event_id) if p.explicit_id else None for p in prepared]
-        if any(hit is not None for hit in stored):
-            for p, hit in zip(prepared, stored, strict=True):
-                if hit is None:
-                    first = next(h for h in stored if h is not None)
-                    raise DuplicateEventError(
-                        p.event_id,
-                        first.position,
-                        "this call mixes events already stored with new ones; "
-                        "retry it whole or send only the new events",
-                    )
-                if hit.stream != p.stream or hit.data != p.data:
-                    raise DuplicateEventError(
-                        p.event_id, hit.position, "already stored with different content"
-                    )
-            return AppendResult(
-                stream=stream,
-                positions=tuple(h.position for h in stored if h is not None),
-                version=max(h.version for h in stored if h is not None),
-                duplicate=True,
-            )
-        current = self.versions.get(stream, 0)
-        if expected_version is not None and expected_version != current:
-            raise ConcurrencyError(stream, expected_version, current)
-        positions = []
-        position, prev, version = self.head_position, self.head_hash, current
-        rows = []
-        for p in prepared:
-            position += 1
-            version += 1
-            recorded = p.recorded_us if p.recorded_us is not None else self.recorded_us
-            prev = chain_hash(
-                prev,
-                position,
-                p.stream,
-                version,
-                p.event_id,
-                p.correlation_id,
-                p.causation_id,
-                recorded,
-                p.schema,
-                p.data,
-            )
-            rows.append(
-                (
-                    position,
-                    p.stream,
-                    version,
-                    p.type,
-                    p.schema,
-                    p.occurred_us,
-                    recorded,
-                    p.event_id,
-                    p.correlation_id,
-                    p.causation_id,
-                    p.data,
-                    prev,
-                )
-            )
-            positions.append(position)
-        # commit the plan of this call; remember explicit ids, which a later call may repeat
-        for p, pos, row in zip(prepared, positions, rows, strict=True):
-            if p.explicit_id:
-                self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
-        self.rows.extend(rows)
-        self.head_position, self.head_hash = position, prev
-        self.versions[stream] = version
-        return AppendResult(stream=stream, positions=tuple(positions), version=version)
-
-
-ROW_COLUMNS: Final = (
-    "position, stream, version, type, schema, occurred_at, recorded_at, "
-    "event_id, correlation_id, causation_id, data, hash"
-)
-"""The columns of a stored row, in the order :class:`Planner` writes them."""
-
-
-_recorded_cache: tuple[int, datetime] = (0, EPOCH)
-
-
-def record_from_row(row: Sequence[Any]) -> Record:
-    """A :class:`Record` from a row selected as ``ROW_COLUMNS`` without the hash.
-
-    The read path's hot loop: the common case (a known type at its current schema) decodes
-    straight through :data:`DECODER`, and ``recorded_at`` is converted once per group commit
-    (every event of a group shares it)."""
-    global _recorded_cache
-    if len(row) != 11:  # a full stored row, hash included
-        row = row[:11]
-    (
-        position,
-        stream,
-        version,
-        type_name,
-        schema,
-        occurred_us,
-        recorded_us,
-        eid,
-        corr,
-        caus,
-        data,
-    ) = row
-    if _CURRENT_SCHEMA.get(type_name) == schema:
-        try:
-            event: Event = DECODER.decode(data)
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            event = decode_event(type_name, schema, data, occurred_us, position)  # raises
-    else:
-        event = decode_event(type_name, schema, data, occurred_us, position)
-    cached_us, recorded_at = _recorded_cache
-    if cached_us != recorded_us:
-        recorded_at = EPOCH + timedelta(microseconds=recorded_us)
-        _recorded_cache = (recorded_us, recorded_at)
-    return Record(position, stream, version, event, eid, recorded_at, corr, caus)
-
-
-RawRow: TypeAlias = tuple[Any, ...]
-"""A stored event undecoded, as :meth:`EventStore.read_rows` gives it: position, stream,
-version, type, schema, occurred_at (microseconds), recorded_at (microseconds), event_id,
-correlation_id, causation_id, data (the event's JSON)."""
-
-
-def row_from_record(record: Record) -> RawRow:
-    """The :data:`RawRow` of a record (for backends that keep records, not rows)."""
-    event = record.event
-    if isinstance(event, UnknownEvent):
-        type_name, schema, data = event.type_name, 0, event.payload
-    else:
-        type_name, schema, data = (
-            event.type,
-            type(event).schema_version,
-            ENCODER.encode(event).decode(),
-        )
-    return (
-        record.position,
-        record.stream,
-        record.version,
-        type_name,
-        schema,
-        to_micros(event.occurred_at),
-        to_micros(record.recorded_at),
-        record.event_id,
-        record.correlation_id,
-        record.causation_id,
-        data,
-    )
-
-
-# --- the abstract store --------------------------------------------------------------------
 
 
 class EventStore(ABC):
@@ -763,22 +251,3 @@ class EventStore(ABC):
             if getattr(rec.event, "account_id", None) == account_id:
                 found.append(rec.stream.removeprefix("payment-"))
         return found
-
-
-def prepare_import(item: ImportItem) -> Prepared:
-    """Validate one import item (the event, its stream, its ids)."""
-    try:
-        (prepared,) = prepare(
-            item.stream,
-            [item.event],
-            event_ids=None if item.event_id is None else [item.event_id],
-            correlation_id=item.correlation_id,
-            causation_id=item.causation_id,
-        )
-    except EventValidationError as e:
-        raise FormatError(
-            item.line, e.message, field=e.field or "stream", source=item.source
-        ) from e
-    if item.recorded_at is not None:
-        prepared.recorded_us = to_micros(item.recorded_at)
-    return prepared

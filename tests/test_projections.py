@@ -638,10 +638,10 @@ async def test_an_upcaster_turns_an_old_stored_shape_into_the_current_one(
 ) -> None:
     """RepaymentMade at (test-only) schema version 2; version 1 named the amount ``amount``."""
     import ledger.events
-    import ledger.store
+    import ledger.rows
 
     monkeypatch.setattr(RepaymentMade, "schema_version", 2)
-    monkeypatch.setitem(ledger.store._CURRENT_SCHEMA, "RepaymentMade", 2)
+    monkeypatch.setitem(ledger.rows._CURRENT_SCHEMA, "RepaymentMade", 2)
     monkeypatch.setattr(ledger.events, "_UPCASTERS", dict(ledger.events._UPCASTERS))
 
     def v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:

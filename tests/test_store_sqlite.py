@@ -715,9 +715,13 @@ def test_large_groups_are_written_whole_in_multi_row_statements(
     async def go() -> list[Record]:
         async with open_store(db) as store:
             assert isinstance(store, SQLiteEventStore)
-            writer = store._writer  # lower its limit, as an old SQLite library has it
-            assert writer is not None
-            writer.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+            thread = store._thread  # lower its limit, as an old SQLite library has it
+            assert thread is not None
+
+            def lower(conn: sqlite3.Connection) -> int:
+                return conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+
+            await thread.run(lower)  # in the writer's own thread, which owns the connection
             for n, size in enumerate(sizes):
                 events = [requested(f"P{n}")] + [attempted(f"P{n}", a) for a in range(1, size)]
                 result = await store.append(f"payment-P{n}", events, expected_version=0)

@@ -15,8 +15,8 @@ import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
-from .errors import StoreError
-from .states import PAGE, StateCheckpoint, StateRow, StateStore
+from ..errors import StoreError
+from ..states import PAGE, StateCheckpoint, StateRow, StateStore
 
 __all__ = ["SQLiteStates", "commit_states"]
 

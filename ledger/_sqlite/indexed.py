@@ -1,0 +1,110 @@
+"""The reads the read models and the replay make through the store contract (instead of SQL of
+their own): pages of raw rows, payment streams' bounds, a stream's last event, an account's
+payments. Each is one statement on an index. A page of the whole log keeps the promise of
+:mod:`.reads`: every position, or :class:`DamagedStoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any, Final
+
+from ..store import RawRow, Record, record_from_row
+from .reads import SELECT, Fetch
+from .reads import _short as short_read
+from .writer import in_clause
+
+__all__ = ["last_event", "payments_of", "read_rows", "stream_bounds"]
+
+_NO_END: Final = (1 << 63) - 1
+
+
+def _after_prefix(prefix: str) -> str:
+    """The least string above every string that starts with ``prefix`` (SQLite compares text
+    by its UTF-8 bytes, which keeps code-point order)."""
+    if not prefix:
+        return chr(0x10FFFF) * 2
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
+        return _after_prefix(prefix[:-1])
+    return prefix[:-1] + chr(last + 1 if last + 1 not in range(0xD800, 0xE000) else 0xE000)
+
+
+async def read_rows(
+    fetch: Fetch,
+    from_position: int,
+    to_position: int,
+    head: int,
+    *,
+    skip_types: Collection[str] = (),
+    keep_streams: Collection[str] = (),
+) -> list[RawRow]:
+    """One page of raw rows (see :meth:`ledger.store.EventStore.read_rows`); an unfiltered
+    page holds every position of the range up to ``head`` or raises."""
+    low = max(1, from_position)
+    high = min(to_position, head)
+    if high < low:
+        return []
+    sql = f"{SELECT} WHERE position >= ? AND position <= ?"
+    params: list[Any] = [low, high]
+    if skip_types:
+        in_types, type_params = in_clause("type", skip_types)
+        in_streams, stream_params = in_clause("stream", keep_streams)
+        sql += f" AND (NOT {in_types} OR {in_streams})"
+        params += [*type_params, *stream_params]
+    rows: list[RawRow] = await fetch(sql + " ORDER BY position", params, low)
+    if not skip_types:
+        for expected, row in enumerate(rows, start=low):
+            if row[0] != expected:
+                raise short_read(expected, row[0])
+        if len(rows) != high - low + 1:
+            raise short_read(low + len(rows), None)
+    return rows
+
+
+async def stream_bounds(
+    fetch: Fetch,
+    prefix: str,
+    *,
+    types: Collection[str] | None = None,
+    to_position: int | None = None,
+) -> dict[str, tuple[int, int]]:
+    end = _NO_END if to_position is None else to_position
+    low, high = prefix, _after_prefix(prefix)
+    if types is None:
+        rows = await fetch(
+            "SELECT stream, MIN(position), MAX(position) FROM events "
+            "WHERE stream >= ? AND stream < ? AND position <= ? GROUP BY stream",
+            (low, high, end),
+        )
+    else:
+        in_types, type_params = in_clause("type", types)
+        rows = await fetch(
+            "SELECT h.stream, "
+            "(SELECT MIN(e.position) FROM events e WHERE e.stream = h.stream), "
+            "(SELECT e.position FROM events e WHERE e.stream = h.stream AND e.position <= ? "
+            "ORDER BY e.version DESC LIMIT 1) "
+            f"FROM (SELECT DISTINCT stream FROM events WHERE {in_types} AND position <= ? "
+            "AND stream >= ? AND stream < ?) h",
+            (end, *type_params, end, low, high),
+        )
+    return {str(stream): (int(first), int(last)) for stream, first, last in rows}
+
+
+async def last_event(fetch: Fetch, stream: str, to_position: int | None) -> Record | None:
+    end = _NO_END if to_position is None else to_position
+    rows = await fetch(
+        f"{SELECT} WHERE stream = ? AND position <= ? ORDER BY version DESC LIMIT 1",
+        (stream, end),
+    )
+    return record_from_row(rows[0]) if rows else None
+
+
+async def payments_of(fetch: Fetch, account_id: str, to_position: int | None) -> list[str]:
+    end = _NO_END if to_position is None else to_position
+    rows = await fetch(
+        "SELECT stream FROM events WHERE type = 'PaymentRequested' "
+        "AND json_extract(data, '$.account_id') = ? AND position <= ? ORDER BY position",
+        (account_id, end),
+    )
+    return [str(r[0]).removeprefix("payment-") for r in rows]

@@ -1,0 +1,205 @@
+"""The hash chain and the batch planner: positions, versions, hashes and the summed-amount
+ceiling assigned to a group of calls inside one transaction, the same on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from .errors import (
+    ConcurrencyError,
+    DuplicateEventError,
+    EventValidationError,
+    FormatError,
+)
+from .records import MAX_SUMMED_MINOR, AppendResult, ImportItem, Prepared
+
+__all__ = ["Planner", "Stored", "chain_hash", "plan_import"]
+
+# --- the hash chain ------------------------------------------------------------------------
+
+
+def chain_hash(
+    prev: bytes,
+    position: int,
+    stream: str,
+    version: int,
+    event_id: str,
+    correlation_id: str | None,
+    causation_id: str | None,
+    recorded_us: int,
+    schema: int,
+    data: str,
+) -> bytes:
+    """SHA-256 over the previous hash and the event's canonical bytes."""
+    head = "\x1f".join(
+        (
+            str(position),
+            stream,
+            str(version),
+            event_id,
+            correlation_id or "",
+            causation_id or "",
+            str(recorded_us),
+            str(schema),
+        )
+    )
+    return hashlib.sha256(prev + head.encode() + b"\x1e" + data.encode()).digest()
+
+
+# --- the batch planner ---------------------------------------------------------------------
+
+
+class Stored(msgspec.Struct, frozen=True, gc=False):
+    """What the planner needs to know of an event already stored under an id."""
+
+    position: int
+    stream: str
+    version: int
+    data: str
+
+
+class Planner:
+    """Assigns positions, versions and hashes to a batch of calls inside one transaction.
+
+    A backend fills ``versions`` (current version of each stream the batch touches) and
+    ``stored`` (events already stored under the batch's explicit ids) before planning, then
+    writes ``rows`` and commits. Each call is planned on its own: a conflict raises for that
+    call only and leaves the planner as it was before it.
+
+    ``summed_minor`` is the head's running total of the amounts the projections add up (rule
+    8 of the module docstring): a call that would take it past :data:`MAX_SUMMED_MINOR` raises
+    :class:`EventValidationError` naming its stream, the event and ``amount_minor``. After
+    planning, the backend records ``planner.summed_minor`` in its head with the rows. A
+    backend that does not keep the total yet passes nothing (0): the rule then holds within
+    each batch only.
+    """
+
+    __slots__ = (
+        "head_hash",
+        "head_position",
+        "recorded_us",
+        "rows",
+        "stored",
+        "summed_minor",
+        "versions",
+    )
+
+    def __init__(
+        self,
+        head_position: int,
+        head_hash: bytes,
+        recorded_us: int | None = None,
+        summed_minor: int = 0,
+    ):
+        self.head_position = head_position
+        self.head_hash = head_hash
+        self.recorded_us = recorded_us if recorded_us is not None else time.time_ns() // 1000
+        self.summed_minor = summed_minor
+        self.versions: dict[str, int] = {}
+        self.stored: dict[str, Stored] = {}
+        self.rows: list[tuple[Any, ...]] = []
+
+    def plan(
+        self, stream: str, prepared: Sequence[Prepared], expected_version: int | None
+    ) -> AppendResult:
+        """Plan one call; raises :class:`ConcurrencyError` or :class:`DuplicateEventError`."""
+        stored = [self.stored.get(p.event_id) if p.explicit_id else None for p in prepared]
+        if any(hit is not None for hit in stored):
+            for p, hit in zip(prepared, stored, strict=True):
+                if hit is None:
+                    first = next(h for h in stored if h is not None)
+                    raise DuplicateEventError(
+                        p.event_id,
+                        first.position,
+                        "this call mixes events already stored with new ones; "
+                        "retry it whole or send only the new events",
+                    )
+                if hit.stream != p.stream or hit.data != p.data:
+                    raise DuplicateEventError(
+                        p.event_id, hit.position, "already stored with different content"
+                    )
+            return AppendResult(
+                stream=stream,
+                positions=tuple(h.position for h in stored if h is not None),
+                version=max(h.version for h in stored if h is not None),
+                duplicate=True,
+            )
+        current = self.versions.get(stream, 0)
+        if expected_version is not None and expected_version != current:
+            raise ConcurrencyError(stream, expected_version, current)
+        summed = self.summed_minor
+        for index, p in enumerate(prepared):
+            if p.summed_minor:
+                summed += p.summed_minor
+                if summed > MAX_SUMMED_MINOR:
+                    raise EventValidationError(
+                        f"this {p.type} would take the ledger's summed amounts (holds, "
+                        f"settlements, repayments: {self.summed_minor:,} so far) past "
+                        f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
+                        field="amount_minor",
+                        stream=stream,
+                        index=index,
+                    )
+        positions = []
+        position, prev, version = self.head_position, self.head_hash, current
+        rows = []
+        for p in prepared:
+            position += 1
+            version += 1
+            recorded = p.recorded_us if p.recorded_us is not None else self.recorded_us
+            prev = chain_hash(
+                prev,
+                position,
+                p.stream,
+                version,
+                p.event_id,
+                p.correlation_id,
+                p.causation_id,
+                recorded,
+                p.schema,
+                p.data,
+            )
+            rows.append(
+                (
+                    position,
+                    p.stream,
+                    version,
+                    p.type,
+                    p.schema,
+                    p.occurred_us,
+                    recorded,
+                    p.event_id,
+                    p.correlation_id,
+                    p.causation_id,
+                    p.data,
+                    prev,
+                )
+            )
+            positions.append(position)
+        # commit the plan of this call; remember explicit ids, which a later call may repeat
+        for p, pos, row in zip(prepared, positions, rows, strict=True):
+            if p.explicit_id:
+                self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
+        self.rows.extend(rows)
+        self.head_position, self.head_hash = position, prev
+        self.summed_minor = summed
+        self.versions[stream] = version
+        return AppendResult(stream=stream, positions=tuple(positions), version=version)
+
+
+def plan_import(planner: Planner, item: ImportItem, prepared: Prepared) -> AppendResult:
+    """Plan one import item on its own; a conflict or a refused amount is a
+    :class:`FormatError` naming the item's line and the field at fault."""
+    try:
+        return planner.plan(prepared.stream, [prepared], None)
+    except DuplicateEventError as e:
+        raise FormatError(item.line, str(e), field="event_id", source=item.source) from e
+    except EventValidationError as e:
+        field = None if e.field is None else f"data.{e.field}"
+        message = f"stream {prepared.stream!r}: {e.message}"
+        raise FormatError(item.line, message, field=field, source=item.source) from e

@@ -8,9 +8,9 @@ from typing import Any, BinaryIO
 
 import anyio
 
-from ledger import SQLiteEventStore
 from ledger.codec import read_lines
 from ledger.errors import FormatError, LedgerError
+from ledger.postgres import is_postgres_url
 from projections import Projector
 
 from ..render import plural
@@ -44,20 +44,22 @@ async def run(args: argparse.Namespace) -> int:
             handle = open(args.file, "rb")  # noqa: SIM115, ASYNC230 - streamed in the import
         except OSError as e:
             raise FormatError(0, f"cannot read the file: {e.strerror}", source=source) from e
-    db = anyio.Path(require_db(args))
-    existed = await db.exists()
+    target = require_db(args)
+    db = anyio.Path(target)
+    is_file = not is_postgres_url(target) and target != ":memory:"
+    existed = is_file and await db.exists()
     imported = False
     try:
         async with open_db(args, readonly=False) as store:
             result = await store.import_events(read_lines(handle, source, derive_ids=True))
             imported = True
-            if not args.no_project and isinstance(store, SQLiteEventStore):
-                # Bring the read models up to date so `state` and `explain` read them, not the log.
+            if not args.no_project:
+                # Bring the read models up to date (the store's derived state, on every backend).
                 async with Projector.open(store) as projector:
                     await projector.catch_up()
     except LedgerError:
-        if not existed and not imported:
-            # The import created this store and appended nothing: leave no empty store behind.
+        if is_file and not existed and not imported:
+            # The import created this file and appended nothing: leave no empty store behind.
             for suffix in ("", "-wal", "-shm"):
                 await anyio.Path(f"{db}{suffix}").unlink(missing_ok=True)
         raise

@@ -66,10 +66,7 @@ async def payment_timeline(store: EventStore, payment_id: str) -> tuple[list[Rec
 async def account_timeline(store: EventStore, account_id: str) -> tuple[list[Record], set[int]]:
     """The records of an account's stream and of its payments, and the evidence of the
     explanations of its failed payments."""
-    payments: list[str] = []
-    async for rec in store.query(types=["PaymentRequested"]):
-        if getattr(rec.event, "account_id", None) == account_id:
-            payments.append(getattr(rec.event, "payment_id", ""))
+    payments = await store.payments_of(account_id)
     streams = {f"account-{account_id}"} | {f"payment-{p}" for p in payments}
     records = {r.position: r async for r in store.read_streams(streams)}
     if not records:

@@ -327,12 +327,7 @@ class PostgresEventStore(EventStore):
         from_position: int = 1,
         to_position: int | None = None,
     ) -> AsyncIterator[Record]:
-        names = sorted({escape(s) for s in streams})
-        if not names:
-            return
-        async for rec in self._paged(
-            "stream = ANY($1::text[])", [names], from_position, to_position
-        ):
+        async for rec in reads.read_streams(self._fetch, streams, from_position, to_position):
             yield rec
 
     async def query(

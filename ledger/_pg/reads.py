@@ -12,13 +12,18 @@ The plans, as ``EXPLAIN`` shows them on a store of a million events:
   index. Without ``types`` every stream of the prefix is wanted, so one pass over the table
   groups them (a caller asking for every payment reads the whole log anyway).
 - ``last_event``: one seek on ``(stream, version)``, backwards.
+- ``read_streams`` (time travel's read of an account and its payments): a seek on
+  ``(stream, version)`` per stream, each bounded to a page, merged by position. (Asked as one
+  condition, ``stream = ANY(...)`` with the position range, the planner may AND the stream
+  index with the whole primary key range, because the head bound read in the statement has no
+  value at planning time: tens of milliseconds on a million events instead of a fraction of one.)
 - ``payments_of``: the partial index ``events_requested_account`` (schema version 2), by the
   request's account id and position.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Final, cast
 
 import msgspec
@@ -27,7 +32,7 @@ from ..store import RawRow, Record
 from .schema import REQUESTED_ACCOUNT
 from .sql import ESC, HEAD_BOUND, MAX_POSITION, SELECT, escape, record, unescape
 
-__all__ = ["last_event", "payments_of", "raw_rows", "read_rows", "stream_bounds"]
+__all__ = ["last_event", "payments_of", "raw_rows", "read_rows", "read_streams", "stream_bounds"]
 
 Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
@@ -59,6 +64,13 @@ _PAYMENTS: Final = (
     f"SELECT stream, data FROM events WHERE type = 'PaymentRequested' "
     f"AND {REQUESTED_ACCOUNT} = $1 AND position <= $2 AND {HEAD_BOUND} ORDER BY position"
 )
+_STREAMS_PAGE: Final = 1000
+_STREAMS: Final = f"""
+SELECT e.* FROM unnest($1::text[]) AS s(name) CROSS JOIN LATERAL (
+    {SELECT} WHERE stream = s.name AND position >= $2 AND position <= $3 AND {HEAD_BOUND}
+    ORDER BY version LIMIT {_STREAMS_PAGE}
+) e ORDER BY e.position LIMIT {_STREAMS_PAGE}
+"""
 _ACCOUNT_OF: Final = msgspec.json.Decoder(dict[str, Any])
 
 
@@ -116,6 +128,25 @@ async def stream_bounds(
 async def last_event(fetch: Fetch, stream: str, to_position: int | None) -> Record | None:
     rows = await fetch(_LAST, (escape(stream), _bound(to_position)))
     return record(rows[0]) if rows else None
+
+
+async def read_streams(
+    fetch: Fetch, streams: Iterable[str], from_position: int, to_position: int | None
+) -> AsyncIterator[Record]:
+    """The events of ``streams`` in position order, a page per statement. Within a stream,
+    versions follow positions, so the first page of the merge is among the first page of each
+    stream."""
+    names = sorted({escape(s) for s in streams})
+    if not names:
+        return
+    position, upper = max(1, int(from_position)), _bound(to_position)
+    while position <= upper:
+        rows = await fetch(_STREAMS, (names, position, upper))
+        for row in rows:
+            yield record(row)
+        if len(rows) < _STREAMS_PAGE:
+            return
+        position = rows[-1][0] + 1
 
 
 async def payments_of(fetch: Fetch, account_id: str, to_position: int | None) -> list[str]:

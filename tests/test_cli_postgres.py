@@ -88,7 +88,7 @@ def _same(capsys: pytest.CaptureFixture[str], stores: Stores, *argv: str) -> tup
 def test_the_db_option_takes_a_file_or_a_postgresql_url() -> None:
     help_text = build_parser().format_help()
     assert "--db PATH" in help_text
-    assert "a file path, or a postgresql:// URL" in " ".join(help_text.split())
+    assert "a file path (SQLite) or a PostgreSQL URL (postgresql://" in " ".join(help_text.split())
 
 
 def test_import_projects_and_export_gives_back_every_line(

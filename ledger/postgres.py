@@ -55,26 +55,34 @@ What it costs
   at PostgreSQL or at a session-mode pool.
 
 Connections per store object: one writer (none when read-only), up to ``readers`` reading
-connections opened on demand (read-only sessions: ``default_transaction_read_only=on``), and one
-listening connection once ``wait_for_append`` is used.
+connections opened on demand (read-only sessions: ``default_transaction_read_only=on``), one
+listening connection once ``wait_for_append`` is used, and one for the read models' commits
+once one is made (``states``, :mod:`ledger._pg.states`).
+
+Read models: ``states`` keeps their rows in two tables beside the events, and ``read_rows``,
+``stream_bounds``, ``last_event`` and ``payments_of`` are single indexed statements
+(:mod:`ledger._pg.reads`), so the projections, time travel and the replay read what they need
+rather than the whole log.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 import anyio
 import asyncpg
 
+from ._pg import reads
 from ._pg.connect import Connection, Settings, close, connect
 from ._pg.errors import is_connection_error, translate
 from ._pg.listener import Listener
 from ._pg.pool import Pool
 from ._pg.schema import SCHEMA_VERSION, check_or_create
 from ._pg.sql import HEAD_BOUND, MAX_POSITION, SELECT, escape, record
+from ._pg.states import PostgresStates
 from ._pg.url import is_postgres_url, mask
 from ._pg.verify import verify
 from ._pg.writer import Writer
@@ -94,6 +102,7 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    RawRow,
     Record,
     prepare_append,
     to_micros,
@@ -124,6 +133,9 @@ class PostgresEventStore(EventStore):
         self._listener = Listener(lambda: connect(settings), self._wake)
         self._wakeup = anyio.Event()
         self._closed = False
+        self._states = PostgresStates(self._fetch, settings, self.path)
+        self.schema_version = SCHEMA_VERSION
+        """The store's schema version (an older store opened read-only stays at its own)."""
 
     def __repr__(self) -> str:
         mode = ", readonly=True" if self.readonly else ""
@@ -156,7 +168,7 @@ class PostgresEventStore(EventStore):
         store = cls(settings, readers=readers)
         conn = await connect(settings, writer=not readonly)
         try:
-            await check_or_create(conn, store.path, create=not readonly)
+            store.schema_version = await check_or_create(conn, store.path, create=not readonly)
         except LedgerError:
             await close(conn)
             raise
@@ -179,6 +191,7 @@ class PostgresEventStore(EventStore):
         with anyio.CancelScope(shield=True):
             try:
                 await self._writer.aclose()
+                await self._states.aclose()
                 await self._listener.aclose()
             finally:
                 await self._pool.aclose()
@@ -314,12 +327,7 @@ class PostgresEventStore(EventStore):
         from_position: int = 1,
         to_position: int | None = None,
     ) -> AsyncIterator[Record]:
-        names = sorted({escape(s) for s in streams})
-        if not names:
-            return
-        async for rec in self._paged(
-            "stream = ANY($1::text[])", [names], from_position, to_position
-        ):
+        async for rec in reads.read_streams(self._fetch, streams, from_position, to_position):
             yield rec
 
     async def query(
@@ -391,6 +399,41 @@ class PostgresEventStore(EventStore):
                 return head
             with anyio.move_on_after(1.0 if listening else 0.05):
                 await wakeup.wait()
+
+    # --- derived state, and what the read models and the replay read (indexed) ------------
+
+    @property
+    def states(self) -> PostgresStates:
+        """The read models' derived state (:mod:`ledger._pg.states`)."""
+        self._check_open()
+        return self._states
+
+    async def read_rows(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+    ) -> list[RawRow]:
+        return await reads.read_rows(
+            self._fetch, from_position, to_position, skip_types, keep_streams
+        )
+
+    async def stream_bounds(
+        self,
+        prefix: str,
+        *,
+        types: Collection[str] | None = None,
+        to_position: int | None = None,
+    ) -> dict[str, tuple[int, int]]:
+        return await reads.stream_bounds(self._fetch, prefix, types, to_position)
+
+    async def last_event(self, stream: str, *, to_position: int | None = None) -> Record | None:
+        return await reads.last_event(self._fetch, stream, to_position)
+
+    async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
+        return await reads.payments_of(self._fetch, account_id, to_position)
 
     # --- integrity -------------------------------------------------------------------------
 

@@ -96,6 +96,9 @@ class Projector:
         self._shared_loaded = False
         self.error: UnknownEventTypeError | None = None
         """What stopped :func:`open_projections`' follower, if anything did."""
+        self._turn = anyio.Lock()
+        """One catch-up or rebuild at a time: they share the cache (the follower of
+        :func:`open_projections` and a caller's own ``catch_up``, say)."""
 
     # --- opening (kept for callers of the earlier API) --------------------------------------
 
@@ -235,6 +238,10 @@ class Projector:
         Raises :class:`UnknownEventTypeError` at an event of an unknown type, after writing the
         events before it (the checkpoint stays just before it).
         """
+        async with self._turn:
+            return await self._catch_up(batch_size, to_position)
+
+    async def _catch_up(self, batch_size: int, to_position: int | None) -> int:
         while True:
             stored, checkpoint, foreign = await self._stand()
             if self._checkpoint != checkpoint or foreign:
@@ -268,6 +275,10 @@ class Projector:
     async def rebuild(self, progress: Progress | None = None) -> RebuildResult:
         """Fold every event from position 1 again; the new rows and checkpoint replace the old
         ones in one transaction."""
+        async with self._turn:
+            return await self._rebuild(progress)
+
+    async def _rebuild(self, progress: Progress | None) -> RebuildResult:
         started = time.perf_counter()
         total = await self.store.head()
         world = World()

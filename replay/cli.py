@@ -65,7 +65,9 @@ def _global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--db",
         metavar="PATH",
         default=default_db,
-        help="the store: a file path, or a postgresql:// URL (default: $PAYLEDGER_DB)",
+        help="the store: a file path (SQLite) or a PostgreSQL URL "
+        "(postgresql://user@host:5432/dbname); every command works on both "
+        "(default: $PAYLEDGER_DB)",
     )
     parser.add_argument(
         "--json",

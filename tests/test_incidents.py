@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backends import Backend
 from hypothesis import HealthCheck, given, settings
 from logs import T0, load, random_logs, run
 
@@ -56,9 +57,21 @@ def _check_partition(found: list[Incident], failed: dict[str, Any]) -> None:
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize(("seed", "payments"), [(3, 1500), (8, 900)])
-async def test_incidents_partition_a_simulated_fleet(seed: int, payments: int) -> None:
-    async with open_store(":memory:") as store:
+@pytest.mark.parametrize(
+    ("backend", "seed", "payments"),
+    [
+        ("memory", 3, 1500),
+        ("memory", 8, 900),
+        ("sqlite", 3, 900),
+        ("postgres", 3, 900),
+        ("postgres", 8, 500),
+    ],
+    indirect=["backend"],
+)
+async def test_incidents_partition_a_simulated_fleet(
+    backend: Backend, seed: int, payments: int
+) -> None:
+    async with backend.store(durability="normal") as store:
         await simulate(store, SimulationConfig(payments=payments, seed=seed))
         every = [e async for e in explain_payments(store)]
         failed = {e.payment_id: e for e in every if e.outcome == "failed"}

@@ -4,21 +4,21 @@ For every payment of a drawn log, the one-payment engine, the batch pass (every 
 failed ones only) and the what-if agree with a direct evaluation of the conditions table: fold
 every event below the attempt's moment from scratch (:func:`projections.fold`), build the
 moment, ask :func:`causes.judge`. Events appended later to any other stream never change an
-explanation. The same runs on the in-memory store and on SQLite (whose indexed reads the engine
-uses: payment streams' bounds, filtered pages, a channel's last event, an account's payments).
+explanation. The same runs on the in-memory store, on SQLite and on PostgreSQL (whose indexed
+reads the engine uses: payment streams' bounds, filtered pages, a channel's last event, an
+account's payments), with fewer examples on the backends that write to disk.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
+from backends import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logs import CHANNELS, load, random_logs, run
@@ -32,20 +32,11 @@ from projections.state import PaymentState
 from replay import Explanation, explain, explain_failed, explain_payments, whatif
 from replay.assemble import failures
 
-Backend = Callable[[], Any]
-
 
 @asynccontextmanager
 async def memory() -> AsyncIterator[EventStore]:
     async with open_store(":memory:") as store:
         yield store
-
-
-@asynccontextmanager
-async def sqlite() -> AsyncIterator[EventStore]:
-    with tempfile.TemporaryDirectory() as tmp:
-        async with open_store(Path(tmp) / "s.db", durability="normal") as store:
-            yield store
 
 
 def _doc(exp: Explanation) -> dict[str, Any]:
@@ -114,13 +105,17 @@ async def _check_log(store: EventStore, events: list[ev.Event]) -> None:
     assert failed == [p for p in every if every[p].outcome == "failed"]
 
 
-@pytest.mark.parametrize(("backend", "examples"), [(memory, 150), (sqlite, 30)])
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 150), ("sqlite", 30), ("postgres", 20)],
+    indirect=["backend"],
+)
 def test_engine_batch_and_direct_evaluation_agree(backend: Backend, examples: int) -> None:
     @settings(max_examples=examples, suppress_health_check=[HealthCheck.too_slow])
     @given(random_logs())
     def check(events: list[ev.Event]) -> None:
         async def body() -> None:
-            async with backend() as store:
+            async with backend.store(durability="normal") as store:
                 await _check_log(store, events)
 
         run(body)
@@ -164,7 +159,11 @@ def _with_later(draw: Any) -> tuple[list[ev.Event], list[ev.Event]]:
     return events, later
 
 
-@pytest.mark.parametrize(("backend", "examples"), [(memory, 100), (sqlite, 20)])
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 100), ("sqlite", 20), ("postgres", 12)],
+    indirect=["backend"],
+)
 def test_later_events_of_other_streams_never_change_an_explanation(
     backend: Backend, examples: int
 ) -> None:
@@ -178,7 +177,7 @@ def test_later_events_of_other_streams_never_change_an_explanation(
         events, later = case
 
         async def body() -> None:
-            async with backend() as store:
+            async with backend.store(durability="normal") as store:
                 await load(store, events)
                 before = {
                     e.payment_id: msgspec.json.encode(e) async for e in explain_payments(store)

@@ -1,12 +1,23 @@
-"""The PostgreSQL schema: the events, the head row, the triggers, the locking function and the
-stored schema version, created in the connection's current schema (the first of its
-``search_path`` that exists).
+"""The PostgreSQL schema: the events, the head row, the triggers, the locking function, the
+read models' derived state and the stored schema version, created in the connection's current
+schema (the first of its ``search_path`` that exists).
 
 Opening a database checks, in this order: a ``ledger_meta`` table naming payledger, at a schema
 version this code reads (a newer one is refused with :class:`SchemaVersionError`); failing that,
 an empty schema, which a writable open turns into a store in one transaction (under an advisory
 lock, so processes racing to create it create it once) and a read-only open refuses; anything
 else is another application's database (:class:`NotALedgerError`).
+
+Schema versions:
+
+1. the events, the head row, the triggers and ``ledger_lock_head``;
+2. adds what the read models and the replay read (:data:`VERSION_2`): the derived-state tables
+   (``ledger_states``, ``ledger_state_checkpoints``; see :mod:`ledger._pg.states`) and an index
+   of the payment requests by account. A writable open of a version 1 store adds them (``IF NOT
+   EXISTS``, in one transaction under the creation lock; the event tables are left as they are).
+   A read-only open, or a role that may not create tables, leaves it at version 1: it reads as
+   before, its derived state is empty and cannot be written, and an account's payments are
+   found by a scan of the requests instead of an index.
 """
 
 from __future__ import annotations
@@ -18,11 +29,47 @@ import asyncpg
 from ..errors import NotALedgerError, SchemaVersionError, StoreError
 from .connect import Connection
 
-__all__ = ["APPLICATION", "SCHEMA_VERSION", "check_or_create"]
+__all__ = ["APPLICATION", "REQUESTED_ACCOUNT", "SCHEMA_VERSION", "VERSION_2", "check_or_create"]
 
 APPLICATION: Final = "payledger"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 _CREATE_LOCK: Final = 0x50594C47  # "PYLG": the advisory lock key that serialises creation
+
+REQUESTED_ACCOUNT: Final = "(replace(data, '\\u0000', '\\ufffd')::jsonb ->> 'account_id')"
+"""The account id of a ``PaymentRequested`` row, as the index ``events_requested_account`` holds
+it (a query must spell it the same way to use the index). ``jsonb`` cannot hold U+0000, so the
+JSON escape ``\\u0000`` is read as U+FFFD first: the cast never fails on the store's JSON (the
+replacement keeps it valid JSON), and an id holding U+0000 (or the text ``\\u0000``) finds the
+ids that differ from it only there, which the caller checks against the event itself."""
+
+VERSION_2: Final = f"""
+CREATE INDEX IF NOT EXISTS events_requested_account ON events ({REQUESTED_ACCOUNT}, position)
+    WHERE type = 'PaymentRequested';
+CREATE TABLE IF NOT EXISTS ledger_states (
+    name         text    COLLATE "C" NOT NULL,
+    kind         text    COLLATE "C" NOT NULL,
+    key          text    COLLATE "C" NOT NULL,
+    grp          text    COLLATE "C" NOT NULL,
+    position     bigint  NOT NULL,
+    summary_text text    NOT NULL,
+    summary      jsonb   GENERATED ALWAYS AS
+                     (replace(summary_text, '\\u0000', '\\ufffd')::jsonb) STORED,
+    state        bytea   NOT NULL,
+    PRIMARY KEY (name, kind, key)
+);
+COMMENT ON TABLE ledger_states IS
+    'payledger: the read models'' rows, derived from the events (a rebuild writes them again); '
+    'summary is summary_text (byte for byte what the read model wrote) as jsonb, to query';
+CREATE INDEX IF NOT EXISTS ledger_states_by_group ON ledger_states (name, kind, grp, key);
+CREATE TABLE IF NOT EXISTS ledger_state_checkpoints (
+    name     text    COLLATE "C" PRIMARY KEY,
+    position bigint  NOT NULL,
+    version  integer NOT NULL
+);
+COMMENT ON TABLE ledger_state_checkpoints IS
+    'payledger: the last position each read model''s rows include, and its version';
+"""
+"""What version 2 adds to version 1; every statement may run again."""
 
 _DDL: Final = f"""
 CREATE TABLE ledger_meta (
@@ -92,6 +139,7 @@ BEGIN
 END
 $$;
 
+{VERSION_2}
 INSERT INTO ledger_meta VALUES (1, '{APPLICATION}', {SCHEMA_VERSION});
 """
 
@@ -106,7 +154,8 @@ SELECT current_schema() AS schema,
 """
 
 
-async def _check_meta(conn: Connection, where: str) -> None:
+async def _check_meta(conn: Connection, where: str) -> int:
+    """The schema version of the store in ``conn``'s schema (raises when it is none or newer)."""
     try:
         row = await conn.fetchrow(
             "SELECT application, schema_version FROM ledger_meta WHERE id = 1"
@@ -123,17 +172,39 @@ async def _check_meta(conn: Connection, where: str) -> None:
             f"{where}: written by a newer payledger (schema {version}; this one reads up to "
             f"{SCHEMA_VERSION}): upgrade payledger to open it"
         )
+    return version
 
 
-async def check_or_create(conn: Connection, where: str, *, create: bool) -> None:
+async def _upgrade(conn: Connection, where: str) -> int:
+    """Bring a version 1 store to version 2 (see the module docstring); returns the version the
+    store is at afterwards (still 1 when the role may not create the new tables)."""
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _CREATE_LOCK)
+            version = await _check_meta(conn, where)  # again: another process may have done it
+            if version >= SCHEMA_VERSION:
+                return version
+            await conn.execute(VERSION_2)
+            await conn.execute(
+                "UPDATE ledger_meta SET schema_version = $1 WHERE id = 1", SCHEMA_VERSION
+            )
+    except asyncpg.exceptions.InsufficientPrivilegeError:
+        return 1
+    return SCHEMA_VERSION
+
+
+async def check_or_create(conn: Connection, where: str, *, create: bool) -> int:
     """Check that ``conn``'s schema holds a payledger store this code can read; create one in an
-    empty schema when ``create``. Raises :class:`NotALedgerError`, :class:`SchemaVersionError`
-    or :class:`StoreError`; asyncpg errors of the creation itself are left to the caller."""
+    empty schema when ``create``, and bring an older one up to :data:`SCHEMA_VERSION`. Returns
+    the store's schema version. Raises :class:`NotALedgerError`, :class:`SchemaVersionError` or
+    :class:`StoreError`; asyncpg errors of the creation itself are left to the caller."""
     row = await conn.fetchrow(_INSPECT)
     assert row is not None
     if row["has_meta"]:
-        await _check_meta(conn, where)
-        return
+        version = await _check_meta(conn, where)
+        if version < SCHEMA_VERSION and create:
+            version = await _upgrade(conn, where)
+        return version
     if row["schema"] is None:
         raise StoreError(f"{where}: no schema of the search_path exists to hold the store")
     if row["objects"]:
@@ -145,8 +216,12 @@ async def check_or_create(conn: Connection, where: str, *, create: bool) -> None
         row = await conn.fetchrow(_INSPECT)  # again, now that no one else is creating it
         assert row is not None
         if row["has_meta"]:
-            await _check_meta(conn, where)
-            return
-        if row["objects"]:
+            version = await _check_meta(conn, where)
+        elif row["objects"]:
             raise NotALedgerError(f"{where}: a PostgreSQL database, but not a payledger store")
-        await conn.execute(_DDL)
+        else:
+            await conn.execute(_DDL)
+            return SCHEMA_VERSION
+    if version < SCHEMA_VERSION:
+        version = await _upgrade(conn, where)
+    return version

@@ -80,8 +80,11 @@ async def run(args: argparse.Namespace) -> int:
         # Open the truth file first: a path that cannot be written fails before the store fills.
         out = None if truth is None else files.enter_context(open_output(truth))
         async with open_db(args, readonly=False) as store:
-            if await store.head() != 0:
-                raise StoreError(f"{db}: simulate needs an empty store (this one has events)")
+            head = await store.head()
+            if head != 0:  # (named without the URL: a PostgreSQL URL may hold a password)
+                raise StoreError(
+                    f"simulate needs an empty store (this one has {plural(head, 'event')})"
+                )
             report = await simulate(store, config)
         if out is not None:
             encoder = msgspec.json.Encoder()

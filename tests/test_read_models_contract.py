@@ -106,14 +106,7 @@ async def test_rows_come_back_byte_for_byte_by_key_group_and_in_order(backend: B
     "backend",
     [
         "memory",
-        pytest.param(
-            "sqlite",
-            marks=pytest.mark.xfail(
-                reason="SQLiteStates.get and grouped pass keys through json_each, which cuts "
-                "text at U+0000 (ledger/sqlite_states.py)",
-                strict=True,
-            ),
-        ),
+        "sqlite",
         "postgres",
     ],
     indirect=True,
@@ -319,14 +312,7 @@ async def test_indexed_reads_agree_with_a_plain_read_of_the_log(backend: Backend
     "backend",
     [
         "memory",
-        pytest.param(
-            "sqlite",
-            marks=pytest.mark.xfail(
-                reason="SQLiteEventStore.payments_of compares json_extract's text, cut at "
-                "U+0000 (ledger/sqlite.py)",
-                strict=True,
-            ),
-        ),
+        "sqlite",
         "postgres",
     ],
     indirect=True,

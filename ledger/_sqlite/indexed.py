@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
+import msgspec
+
 from ..store import RawRow, Record, record_from_row
 from .reads import SELECT, Fetch
 from .reads import _short as short_read
@@ -100,11 +102,29 @@ async def last_event(fetch: Fetch, stream: str, to_position: int | None) -> Reco
     return record_from_row(rows[0]) if rows else None
 
 
+class _AccountOf(msgspec.Struct):
+    account_id: str
+
+
+_ACCOUNT_OF: Final = msgspec.json.Decoder(_AccountOf)
+
+
 async def payments_of(fetch: Fetch, account_id: str, to_position: int | None) -> list[str]:
+    """By the index of payment requests by account. SQLite's JSON functions cut text at a NUL
+    character, so the index is asked for the id up to its first NUL and every row found is
+    checked against the whole id."""
     end = _NO_END if to_position is None else to_position
     rows = await fetch(
-        "SELECT stream FROM events WHERE type = 'PaymentRequested' "
+        "SELECT stream, data FROM events WHERE type = 'PaymentRequested' "
         "AND json_extract(data, '$.account_id') = ? AND position <= ? ORDER BY position",
-        (account_id, end),
+        (account_id.split("\x00", 1)[0], end),
     )
-    return [str(r[0]).removeprefix("payment-") for r in rows]
+    found = []
+    for stream, data in rows:
+        try:
+            if _ACCOUNT_OF.decode(data).account_id != account_id:
+                continue
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            continue  # not readable: reading the payment's stream says why
+        found.append(str(stream).removeprefix("payment-"))
+    return found

@@ -10,13 +10,13 @@ earlier versions (``proj_*``) are dropped by that first commit: they were derive
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 from ..errors import StoreError
 from ..states import PAGE, StateCheckpoint, StateRow, StateStore
+from .writer import in_clause
 
 __all__ = ["SQLiteStates", "commit_states"]
 
@@ -131,20 +131,21 @@ class SQLiteStates(StateStore):
     async def get(self, name: str, kind: str, keys: Collection[str]) -> dict[str, StateRow]:
         if not keys or not await self._exists():
             return {}
+        in_keys, params = in_clause("key", sorted(keys))
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM ledger_states WHERE name = ? AND kind = ? "
-            "AND key IN (SELECT value FROM json_each(?))",
-            (name, kind, json.dumps(sorted(keys))),
+            f"SELECT {_COLUMNS} FROM ledger_states WHERE name = ? AND kind = ? AND {in_keys}",
+            (name, kind, *params),
         )
         return {r[1]: _row(r) for r in rows}
 
     async def grouped(self, name: str, kind: str, groups: Collection[str]) -> list[StateRow]:
         if not groups or not await self._exists():
             return []
+        in_groups, params = in_clause("grp", sorted(groups))
         rows = await self._fetch(
-            f"SELECT {_COLUMNS} FROM ledger_states WHERE name = ? AND kind = ? "
-            "AND grp IN (SELECT value FROM json_each(?)) ORDER BY key",
-            (name, kind, json.dumps(sorted(groups))),
+            f"SELECT {_COLUMNS} FROM ledger_states WHERE name = ? AND kind = ? AND {in_groups} "
+            "ORDER BY key",
+            (name, kind, *params),
         )
         return [_row(r) for r in rows]
 

@@ -825,3 +825,42 @@ async def test_cli_state_and_rebuild(tmp_path: Path, capsys: pytest.CaptureFixtu
         assert (await store.verify()).ok
         async with Projector.open(store) as projector:
             assert await projector.checkpoint() == len(events)
+
+
+def test_verify_names_an_edited_projection_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A projection row edited behind the store's back (a payment moved to another account) is
+    a finding of ``payledger verify``: exit 1, one line naming the row; ``rebuild`` repairs it."""
+    path = tmp_path / "ledger.db"
+    events = build([(0, 0), (1, 0), (9, 0), (10, 2), (10, 2), (10, 0)] * 3)
+
+    async def setup() -> None:
+        async with open_store(path) as store:
+            await append_all(store, events)
+            async with Projector.open(store) as projector:
+                await projector.catch_up()
+
+    anyio.run(setup)
+    assert cli(["--db", str(path), "verify"]) == 0
+    assert "agree with the log" in capsys.readouterr().out
+    with sqlite3.connect(path) as conn:
+        key = conn.execute(
+            "SELECT key FROM ledger_states WHERE kind = 'payment' ORDER BY key LIMIT 1"
+        ).fetchone()[0]
+        conn.execute(
+            "UPDATE ledger_states SET grp = 'A-ELSEWHERE' WHERE kind = 'payment' AND key = ?",
+            (key,),
+        )
+    conn.close()
+    assert cli(["--db", str(path), "verify"]) == 1
+    out = capsys.readouterr().out
+    (line,) = [line for line in out.splitlines() if "ALTERED" in line]
+    assert f"projection row payment {key!r}" in line
+    assert "group" in line
+    assert cli(["--db", str(path), "verify", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ok"] is False
+    assert (doc["projections"]["kind"], doc["projections"]["key"]) == ("payment", key)
+    assert cli(["--db", str(path), "rebuild"]) == 0
+    assert cli(["--db", str(path), "verify"]) == 0

@@ -22,6 +22,9 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 
+from ._merkle.frontier import Frontier
+from ._merkle.plan import DEFAULT_THRESHOLD as TREE_THRESHOLD
+from ._merkle.tree import NodeId
 from .errors import ConcurrencyError, IntegrityError, StoreClosedError
 from .events import Event
 from .states import MemoryStates
@@ -71,6 +74,11 @@ class MemoryEventStore(EventStore):
         self._appended: anyio.Event | None = None
         self._closed = False
         self._states = MemoryStates(lambda: len(self._rows))
+        self._frontier = Frontier()
+        self._nodes: dict[NodeId, bytes] = {}
+        """The Merkle tree's perfect subtrees at ``level >= tree_threshold``."""
+
+    tree_threshold = TREE_THRESHOLD
 
     @property
     def states(self) -> MemoryStates:
@@ -88,7 +96,13 @@ class MemoryEventStore(EventStore):
     # --- appending -------------------------------------------------------------------------
 
     def _planner(self, prepared: Iterable[Prepared]) -> Planner:
-        planner = Planner(len(self._rows), self._head_hash, summed_minor=self._summed)
+        planner = Planner(
+            len(self._rows),
+            self._head_hash,
+            summed_minor=self._summed,
+            frontier=self._frontier.copy(),
+            threshold=TREE_THRESHOLD,
+        )
         for p in prepared:
             positions = self._streams.get(p.stream)
             if positions:
@@ -100,6 +114,7 @@ class MemoryEventStore(EventStore):
         return planner
 
     def _apply(self, planner: Planner) -> None:
+        grown = planner.grow_tree()
         for row in planner.rows:
             assert row[_POSITION] == len(self._rows) + 1
             self._rows.append(row)
@@ -110,6 +125,9 @@ class MemoryEventStore(EventStore):
         self._head_hash = planner.head_hash
         self._summed = planner.summed_minor
         if planner.rows:
+            assert planner.frontier is not None
+            self._frontier = planner.frontier
+            self._nodes.update(grown)
             self._notify()
 
     def _notify(self) -> None:
@@ -320,6 +338,18 @@ class MemoryEventStore(EventStore):
             if position <= end:
                 return record_from_row(self._rows[position - 1])
         return None
+
+    async def leaf_hashes(self, from_position: int, to_position: int) -> list[bytes]:
+        self._check_open()
+        return [bytes(r[_HASH]) for r in self._rows[max(1, from_position) - 1 : to_position]]
+
+    async def tree_nodes(self, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+        self._check_open()
+        return {node: self._nodes[node] for node in ids if node in self._nodes}
+
+    async def tree_frontier(self) -> Frontier:
+        self._check_open()
+        return self._frontier.copy()
 
     async def head(self) -> int:
         self._check_open()

@@ -10,11 +10,15 @@ from typing import Any
 
 import msgspec
 
+from ._merkle.frontier import Frontier
+from ._merkle.plan import DEFAULT_THRESHOLD
+from ._merkle.tree import NodeId
 from .errors import (
     ConcurrencyError,
     DuplicateEventError,
     EventValidationError,
     FormatError,
+    IntegrityError,
 )
 from .records import MAX_SUMMED_MINOR, AppendResult, ImportItem, Prepared
 
@@ -80,12 +84,14 @@ class Planner:
     """
 
     __slots__ = (
+        "frontier",
         "head_hash",
         "head_position",
         "recorded_us",
         "rows",
         "stored",
         "summed_minor",
+        "threshold",
         "versions",
     )
 
@@ -95,14 +101,36 @@ class Planner:
         head_hash: bytes,
         recorded_us: int | None = None,
         summed_minor: int = 0,
+        frontier: Frontier | None = None,
+        threshold: int = DEFAULT_THRESHOLD,
     ):
         self.head_position = head_position
         self.head_hash = head_hash
+        self.frontier = frontier
+        """The log's Merkle tree (its right edge) when the backend keeps one; it must be at
+        ``head_position`` leaves: :meth:`grow_tree` extends it with the rows planned."""
+        self.threshold = threshold
         self.recorded_us = recorded_us if recorded_us is not None else time.time_ns() // 1000
         self.summed_minor = summed_minor
         self.versions: dict[str, int] = {}
         self.stored: dict[str, Stored] = {}
         self.rows: list[tuple[Any, ...]] = []
+
+    def grow_tree(self) -> list[tuple[NodeId, bytes]]:
+        """Extend :attr:`frontier` with the chain hashes of :attr:`rows` (the rows about to be
+        written) and return the perfect subtrees they completed at ``level >= threshold``: what
+        the backend writes with the rows, in the same transaction, with the new frontier.
+        Call it once per batch of rows written; nothing when the backend keeps no tree."""
+        if self.frontier is None or not self.rows:
+            return []
+        first = self.rows[0][0]
+        if self.frontier.size != first - 1:
+            raise IntegrityError(
+                first,
+                f"the log's Merkle tree holds {self.frontier.size} events but the rows start "
+                f"at position {first}: run `payledger verify`",
+            )
+        return self.frontier.append((row[11] for row in self.rows), threshold=self.threshold)
 
     def plan(
         self, stream: str, prepared: Sequence[Prepared], expected_version: int | None

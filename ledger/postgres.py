@@ -435,6 +435,21 @@ class PostgresEventStore(EventStore):
     async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
         return await reads.payments_of(self._fetch, account_id, to_position)
 
+    async def leaf_hashes(self, from_position: int, to_position: int) -> list[bytes]:
+        low = max(1, from_position)
+        if to_position < low:
+            return []
+        rows = await self._fetch(
+            "SELECT position, hash FROM events WHERE position >= $1 AND position <= $2 "
+            "ORDER BY position",
+            (low, to_position),
+        )
+        if [r[0] for r in rows] != list(range(low, low + len(rows))) or len(rows) != (
+            to_position - low + 1
+        ):
+            raise IntegrityError(low, f"positions {low}-{to_position} are not all in the log")
+        return [bytes(r[1]) for r in rows]
+
     # --- integrity -------------------------------------------------------------------------
 
     async def verify(self) -> IntegrityReport:

@@ -22,6 +22,7 @@ answer from part of a damaged log in :mod:`._sqlite.reads`; ``verify`` in :mod:`
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
@@ -32,10 +33,12 @@ from typing import Any, Final
 import aiosqlite
 import anyio
 
+from ._merkle.frontier import Frontier
+from ._merkle.tree import NodeId
 from ._sqlite import indexed, reads, writer
 from ._sqlite.connections import open_connections
 from ._sqlite.errors import translate
-from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION
+from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, TREE_THRESHOLD
 from ._sqlite.states import SQLiteStates
 from ._sqlite.thread import ConnectionThread
 from ._sqlite.verify import add_check as _add_check
@@ -401,6 +404,48 @@ class SQLiteEventStore(EventStore):
 
     async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
         return await indexed.payments_of(self._fetch, account_id, to_position)
+
+    # --- the verifiable log (:mod:`ledger.tree`) ------------------------------------------
+
+    @property
+    def tree_threshold(self) -> int | None:  # type: ignore[override]
+        return TREE_THRESHOLD if self.schema_version >= 3 else None
+
+    async def leaf_hashes(self, from_position: int, to_position: int) -> list[bytes]:
+        low = max(1, from_position)
+        if to_position < low:
+            return []
+        rows = await self._guarded(
+            "SELECT position, hash FROM events WHERE position >= ? AND position <= ? "
+            "ORDER BY position",
+            (low, to_position),
+            low,
+        )
+        for expected, (position, _) in enumerate(rows, start=low):
+            if position != expected:
+                raise reads.short_read(expected, position)
+        if len(rows) != to_position - low + 1:
+            raise reads.short_read(low + len(rows), None)
+        return [bytes(digest) for _, digest in rows]
+
+    async def tree_nodes(self, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+        if self.schema_version < 3 or not ids:
+            return {}
+        wanted = sorted(set(ids))
+        rows = await self._fetch(
+            "SELECT t.level, t.idx, t.hash FROM json_each(?) j JOIN ledger_tree t "
+            "ON t.level = json_extract(j.value, '$[0]') AND t.idx = json_extract(j.value, '$[1]')",
+            (json.dumps([[n.level, n.index] for n in wanted]),),
+        )
+        return {NodeId(level, idx): bytes(digest) for level, idx, digest in rows}
+
+    async def tree_frontier(self) -> Frontier | None:
+        if self.schema_version < 3:
+            return None
+        rows = await self._fetch("SELECT frontier FROM ledger_head WHERE id = 1", ())
+        if not rows or rows[0][0] is None:
+            return None
+        return Frontier.from_bytes(rows[0][0])
 
     # --- derived state (the read models' rows, :mod:`._sqlite.states`) ----------------------
 

@@ -38,6 +38,8 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 
+from ._merkle.frontier import Frontier
+from ._merkle.tree import NodeId
 from .errors import StoreError
 from .events import Event
 from .planner import Planner as Planner
@@ -237,6 +239,26 @@ class EventStore(ABC):
         async for rec in self.read_stream(stream, to_position=to_position):
             last = rec
         return last
+
+    # --- the verifiable log (:mod:`ledger.tree`): the events' chain hashes are the leaves --
+
+    tree_threshold: int | None = None
+    """The lowest level of the Merkle tree's perfect subtrees the backend keeps (``None``: it
+    keeps none, and every node is folded from the leaves when it is needed)."""
+
+    async def leaf_hashes(self, from_position: int, to_position: int) -> list[bytes]:
+        """The chain hashes of the events at ``from_position`` to ``to_position`` (inclusive):
+        the Merkle tree's leaf inputs. Every backend keeps them; this default has none."""
+        raise StoreError(f"{type(self).__name__} does not give its events' chain hashes")
+
+    async def tree_nodes(self, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+        """The stored hashes of these perfect subtrees (those the backend keeps)."""
+        return {}
+
+    async def tree_frontier(self) -> Frontier | None:
+        """The Merkle tree's right edge at the head, read with the head (``None``: the backend
+        keeps no tree)."""
+        return None
 
     @property
     def states(self) -> StateStore:

@@ -143,6 +143,8 @@ async def test_a_schema_1_store_gets_its_running_total_when_opened(tmp_path: Pat
         await store.append("payment-P1", [_settled("P1", BIG)])
     conn = sqlite3.connect(db)
     conn.execute("ALTER TABLE ledger_head DROP COLUMN summed_minor")
+    conn.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
+    conn.execute("DROP TABLE ledger_tree")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -156,6 +158,6 @@ async def test_a_schema_1_store_gets_its_running_total_when_opened(tmp_path: Pat
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT summed_minor FROM ledger_head").fetchone() == (BIG + 1,)
-        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
     finally:
         conn.close()

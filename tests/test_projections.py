@@ -40,8 +40,10 @@ from ledger.events import (
     RepaymentOverdue,
     stream_of,
 )
+from ledger.merkle import Frontier
 from ledger.states import StateRow
 from ledger.store import chain_hash
+from ledger.tree import TREE_THRESHOLD
 from projections import (
     Projector,
     World,
@@ -674,8 +676,15 @@ def _raw_append(path: Path, stream: str, type_name: str, schema: int, data: dict
                 digest,
             ),
         )
+        (kept,) = conn.execute("SELECT frontier FROM ledger_head").fetchone()
+        frontier = Frontier.from_bytes(kept)
+        for node, node_hash in frontier.append([digest], threshold=TREE_THRESHOLD):
+            conn.execute(
+                "INSERT INTO ledger_tree VALUES (?, ?, ?)", (node.level, node.index, node_hash)
+            )
         conn.execute(
-            "UPDATE ledger_head SET position = ?, hash = ? WHERE id = 1", (position, digest)
+            "UPDATE ledger_head SET position = ?, hash = ?, frontier = ? WHERE id = 1",
+            (position, digest, frontier.to_bytes()),
         )
     conn.close()
     return int(position)

@@ -12,8 +12,7 @@ from typing import Any, Final
 import msgspec
 
 from ..store import RawRow, Record, record_from_row
-from .reads import SELECT, Fetch
-from .reads import _short as short_read
+from .reads import SELECT, Fetch, short_read
 from .writer import in_clause
 
 __all__ = ["last_event", "payments_of", "read_rows", "stream_bounds"]

@@ -24,6 +24,7 @@ __all__ = [
     "read_filtered",
     "read_range",
     "read_versions",
+    "short_read",
 ]
 
 SELECT: Final = (
@@ -42,7 +43,7 @@ class Fetch(Protocol):
     ) -> Awaitable[list[Any]]: ...
 
 
-def _short(position: int, found: int | None) -> DamagedStoreError:
+def short_read(position: int, found: int | None) -> DamagedStoreError:
     detail = f"the read jumped to position {found}" if found is not None else "it is missing"
     return DamagedStoreError(
         position,
@@ -70,11 +71,11 @@ async def read_range(
             rows = await fetch(_RANGE, (position, high), position)
             for row in rows:
                 if row[0] != position:
-                    raise _short(position, row[0])
+                    raise short_read(position, row[0])
                 yield record_from_row(row)
                 position += 1
             if position <= high:
-                raise _short(position, None)
+                raise short_read(position, None)
         if to_position is not None and end >= to_position:
             return
         now = await head()

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
+from .._merkle.frontier import Frontier
+from .._merkle.plan import DEFAULT_THRESHOLD
 from ..errors import NotALedgerError, SchemaVersionError, StoreError
 from ..store import MAX_SUMMED_MINOR, SUMMED_TYPES, Durability
 
@@ -35,6 +37,7 @@ __all__ = [
     "APPLICATION_ID",
     "DDL",
     "SCHEMA_VERSION",
+    "TREE_THRESHOLD",
     "create_store_file",
     "header_says_store",
     "nothing_can_be_written_beside",
@@ -45,10 +48,14 @@ __all__ = [
 ]
 
 APPLICATION_ID: Final = 0x50594C47  # "PYLG"
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 """1: the first schema. 2: ``ledger_head.summed_minor``, the running total of the amounts the
-projections add up (``ledger.store.SUMMED_TYPES``); a store of schema 1 is migrated when it is
-first opened for writing."""
+projections add up (``ledger.store.SUMMED_TYPES``). 3: the log's Merkle tree
+(:mod:`ledger.tree`): ``ledger_tree`` keeps its perfect subtrees at ``level >=``
+:data:`TREE_THRESHOLD` and ``ledger_head.frontier`` its right edge. A store of an older schema is
+migrated when it is first opened for writing (read-only, it is read as it is)."""
+
+TREE_THRESHOLD: Final = DEFAULT_THRESHOLD
 
 _SUMMED_IN: Final = ", ".join(f"'{name}'" for name in sorted(SUMMED_TYPES))
 
@@ -78,9 +85,17 @@ DDL: Final = (
     id           INTEGER PRIMARY KEY CHECK (id = 1),
     position     INTEGER NOT NULL,
     hash         BLOB    NOT NULL,
-    summed_minor INTEGER NOT NULL DEFAULT 0
+    summed_minor INTEGER NOT NULL DEFAULT 0,
+    frontier     BLOB
 )""",
-    "INSERT OR IGNORE INTO ledger_head (id, position, hash) VALUES (1, 0, zeroblob(32))",
+    "INSERT OR IGNORE INTO ledger_head (id, position, hash, frontier) "
+    "VALUES (1, 0, zeroblob(32), zeroblob(8))",
+    """CREATE TABLE IF NOT EXISTS ledger_tree (
+    level INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    hash  BLOB    NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID""",
     """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
     SELECT RAISE(ABORT, 'payledger events are immutable');
 END""",
@@ -300,8 +315,27 @@ def _set_wal(conn: sqlite3.Connection, deadline: float) -> None:
         time.sleep(0.005)
 
 
+def _grow_tree(conn: sqlite3.Connection) -> None:
+    """Build the Merkle tree of a store of schema 2: fold every chain hash up to the head."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_head)")}
+    if "frontier" not in columns:
+        conn.execute("ALTER TABLE ledger_head ADD COLUMN frontier BLOB")
+    conn.execute(DDL[7])  # ledger_tree
+    conn.execute("DELETE FROM ledger_tree")
+    head = conn.execute("SELECT position FROM ledger_head WHERE id = 1").fetchone()[0]
+    frontier = Frontier()
+    cursor = conn.execute("SELECT hash FROM events WHERE position <= ? ORDER BY position", (head,))
+    while page := cursor.fetchmany(20_000):
+        nodes = frontier.append((row[0] for row in page), threshold=TREE_THRESHOLD)
+        conn.executemany(
+            "INSERT INTO ledger_tree VALUES (?, ?, ?)",
+            [(node.level, node.index, digest) for node, digest in nodes],
+        )
+    conn.execute("UPDATE ledger_head SET frontier = ? WHERE id = 1", (frontier.to_bytes(),))
+
+
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Schema 1 -> 2, in one transaction, unless another connection did it first."""
+    """Schema 1 -> 2 -> 3, in one transaction, unless another connection did it first."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -321,6 +355,9 @@ def _migrate(conn: sqlite3.Connection) -> None:
                     raise
                 summed = MAX_SUMMED_MINOR
             conn.execute("UPDATE ledger_head SET summed_minor = ? WHERE id = 1", (summed,))
+            version = 2
+        if version == 2:
+            _grow_tree(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

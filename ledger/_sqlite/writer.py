@@ -1,11 +1,11 @@
 """Group commits and imports: what runs in the writer's thread (:mod:`.thread`).
 
-A group commit is one job: ``BEGIN IMMEDIATE``, one query for what planning needs (the head,
-the versions of the group's streams, the events stored under its explicit ids), the
-:class:`ledger.store.Planner` checking each call on its own, multi-row inserts, the head moved,
-``COMMIT``; on any error ``ROLLBACK`` in the same job. An import is a transaction of several
-jobs (begin, a job per chunk, commit or rollback), all in the same thread, while the store's
-write lock keeps appends out.
+A group commit is one job: ``BEGIN IMMEDIATE``, one query for what planning needs (the head
+with the Merkle tree's right edge, the versions of the group's streams, the events stored under
+its explicit ids), the :class:`ledger.store.Planner` checking each call on its own, multi-row
+inserts, the tree's completed nodes, the head moved, ``COMMIT``; on any error ``ROLLBACK`` in
+the same job. An import is a transaction of several jobs (begin, a job per chunk, commit or
+rollback), all in the same thread, while the store's write lock keeps appends out.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any, Final
 
 import anyio
 
+from .._merkle.frontier import Frontier
+from .._merkle.plan import DEFAULT_THRESHOLD as TREE_THRESHOLD
 from ..errors import ConcurrencyError, DuplicateEventError, EventValidationError, NotALedgerError
 from ..store import (
     ROW_COLUMNS,
@@ -114,7 +116,7 @@ def _plan_query(streams: Sequence[str], ids: Sequence[str]) -> tuple[str, list[A
     odd = [s for s in streams if "\x00" in s]
     seek = "(SELECT e.version FROM events e WHERE e.stream = {} ORDER BY e.version DESC LIMIT 1)"
     parts = [
-        "SELECT 0, NULL, position, NULL, summed_minor, hash FROM ledger_head WHERE id = 1",
+        "SELECT 0, frontier, position, NULL, summed_minor, hash FROM ledger_head WHERE id = 1",
         f"SELECT 1, j.value, {seek.format('j.value')}, NULL, NULL, NULL FROM json_each(?) j",
     ]
     params: list[Any] = [json.dumps(plain)]
@@ -133,7 +135,10 @@ def read_planner(conn: sqlite3.Connection, streams: Sequence[str], ids: Sequence
     planner: Planner | None = None
     for kind, key, number, stream, version, blob in rows:
         if kind == 0:
-            planner = Planner(number, blob, summed_minor=version)
+            frontier = None if key is None else Frontier.from_bytes(key)
+            planner = Planner(
+                number, blob, summed_minor=version, frontier=frontier, threshold=TREE_THRESHOLD
+            )
         elif kind == 1:
             if number is not None:
                 assert planner is not None
@@ -151,10 +156,18 @@ def write_planned(conn: sqlite3.Connection, planner: Planner) -> None:
     same transaction. Only the store moves the head, so a row inserted behind the store's back
     leaves the head behind, and ``verify`` names it."""
     if planner.rows:
+        nodes = planner.grow_tree()
         insert_rows(conn, planner.rows)
+        if nodes:
+            conn.executemany(
+                "INSERT INTO ledger_tree VALUES (?, ?, ?)",
+                [(node.level, node.index, digest) for node, digest in nodes],
+            )
+        frontier = None if planner.frontier is None else planner.frontier.to_bytes()
         conn.execute(
-            "UPDATE ledger_head SET position = ?, hash = ?, summed_minor = ? WHERE id = 1",
-            (planner.head_position, planner.head_hash, planner.summed_minor),
+            "UPDATE ledger_head SET position = ?, hash = ?, summed_minor = ?, frontier = ? "
+            "WHERE id = 1",
+            (planner.head_position, planner.head_hash, planner.summed_minor, frontier),
         )
 
 

@@ -302,10 +302,12 @@ GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT ON ledger_meta TO {role};
 GRANT SELECT, INSERT ON events TO {role};
 GRANT SELECT, UPDATE ON ledger_head TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON ledger_states, ledger_state_checkpoints TO {role};
 """
 AUDITOR_GRANTS = """
 GRANT USAGE ON SCHEMA public TO {role};
-GRANT SELECT ON ledger_meta, events, ledger_head TO {role};
+GRANT SELECT ON ledger_meta, events, ledger_head, ledger_states, ledger_state_checkpoints
+    TO {role};
 """
 
 

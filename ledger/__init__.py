@@ -7,13 +7,20 @@ gap-free, tamper-evident log.
         result = await store.append("payment-P1", [PaymentRequested(...)], expected_version=0)
         async for rec in store.read_stream("payment-P1"):
             ...
+
+The verifiable log (CONTRACT section 8): :func:`sign_log` and :class:`Checkpointer` sign the
+log's Merkle tree from a service; :func:`check_checkpoint` checks a store against a signed
+checkpoint; :func:`check_inclusion` and :func:`check_consistency` check proofs with no store.
+These load on first use (``cryptography`` is not imported by ``import ledger``).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ._pg.url import is_postgres_url
 from .errors import ConcurrencyError as ConcurrencyError
@@ -42,8 +49,27 @@ from .store import ImportResult as ImportResult
 from .store import IntegrityReport as IntegrityReport
 from .store import Record as Record
 
+if TYPE_CHECKING:
+    from .audit import CheckpointReport as CheckpointReport
+    from .audit import check_checkpoint as check_checkpoint
+    from .checkpoint import Checkpoint as Checkpoint
+    from .checkpoint import CheckpointError as CheckpointError
+    from .checkpoint import load_private_key as load_private_key
+    from .checkpoint import load_public_key as load_public_key
+    from .checkpoint import verify_checkpoint as verify_checkpoint
+    from .checkpointer import Checkpointer as Checkpointer
+    from .checkpointer import SignedCheckpoint as SignedCheckpoint
+    from .checkpointer import sign_log as sign_log
+    from .proofs import ProofError as ProofError
+    from .proofs import check_consistency as check_consistency
+    from .proofs import check_inclusion as check_inclusion
+
 __all__ = [
     "AppendResult",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointReport",
+    "Checkpointer",
     "ConcurrencyError",
     "DamagedStoreError",
     "DiskFullError",
@@ -60,16 +86,50 @@ __all__ = [
     "LedgerError",
     "NotALedgerError",
     "NotFoundError",
+    "ProofError",
     "ReadOnlyError",
     "Record",
     "SQLiteEventStore",
     "SchemaVersionError",
+    "SignedCheckpoint",
     "StoreClosedError",
     "StoreError",
     "UnknownEventTypeError",
+    "check_checkpoint",
+    "check_consistency",
+    "check_inclusion",
+    "load_private_key",
+    "load_public_key",
     "open_store",
+    "sign_log",
     "stream_of",
+    "verify_checkpoint",
 ]
+
+_LAZY = {
+    "CheckpointReport": "audit",
+    "check_checkpoint": "audit",
+    "Checkpoint": "checkpoint",
+    "CheckpointError": "checkpoint",
+    "load_private_key": "checkpoint",
+    "load_public_key": "checkpoint",
+    "verify_checkpoint": "checkpoint",
+    "Checkpointer": "checkpointer",
+    "SignedCheckpoint": "checkpointer",
+    "sign_log": "checkpointer",
+    "ProofError": "proofs",
+    "check_consistency": "proofs",
+    "check_inclusion": "proofs",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
 @asynccontextmanager

@@ -13,21 +13,35 @@ count payments by outcome; ``by_category`` counts failed payments by root-cause 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from ledger.codec import record_document
+from ledger.merkle import ConsistencyProof, InclusionProof
 from ledger.store import Record
 from projections.state import AccountState
 
+from .explanation import Explanation
+
 __all__ = [
+    "CheckpointDocument",
+    "ConsistencyProofDocument",
     "CreditDocument",
     "EventDocument",
+    "EvidenceProofs",
+    "InclusionProofDocument",
+    "KeygenDocument",
+    "PositionCheck",
+    "ProofCheckDocument",
+    "ProvenExplanation",
+    "SignedCheckpointDocument",
     "SimulationDocument",
     "StateDocument",
     "StatsDocument",
+    "consistency_document",
     "event_document",
+    "inclusion_document",
     "state_document",
 ]
 
@@ -134,3 +148,112 @@ class SimulationDocument(msgspec.Struct, frozen=True, kw_only=True):
     events_per_second: int
     seed: int
     failover: bool
+
+
+# --- the verifiable log (CONTRACT section 8) ---------------------------------------------------
+
+Hash = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+"""A SHA-256 hash in lowercase hex."""
+
+
+class InclusionProofDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """``proof POSITION --json``, and each evidence proof of ``explain --proofs``: the event at
+    ``position`` (leaf ``leaf_index``) in the tree of the first ``tree_size`` events. The leaf
+    input is ``event_hash``, the event's chain hash; ``audit_path`` leads from it to
+    ``root_hash`` (RFC 9162 section 2.1.3)."""
+
+    position: int
+    tree_size: int
+    leaf_index: int
+    event_hash: Hash
+    root_hash: Hash
+    audit_path: tuple[Hash, ...]
+
+
+def inclusion_document(proof: InclusionProof) -> InclusionProofDocument:
+    return msgspec.convert(proof.to_dict(), InclusionProofDocument)
+
+
+class ConsistencyProofDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """``proof --consistency OLD --json``: the tree of ``new_size`` events extends the tree of
+    ``old_size`` (RFC 9162 section 2.1.4)."""
+
+    old_size: int
+    new_size: int
+    old_root_hash: Hash
+    new_root_hash: Hash
+    proof: tuple[Hash, ...]
+
+
+def consistency_document(proof: ConsistencyProof) -> ConsistencyProofDocument:
+    return msgspec.convert(proof.to_dict(), ConsistencyProofDocument)
+
+
+class CheckpointDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """A tree head: the root of the first ``tree_size`` events of the log named ``origin``,
+    with its signed note (``null``: unsigned, it only says which tree the proofs are in)."""
+
+    origin: str
+    tree_size: int
+    root_hash: Hash
+    note: str | None
+    """The C2SP checkpoint in its Ed25519 signed note, as given to ``--checkpoint``."""
+
+
+class SignedCheckpointDocument(CheckpointDocument, frozen=True, kw_only=True):
+    """``checkpoint --json``: the checkpoint signed, by which key, and the files written."""
+
+    key_name: str
+    key_id: str
+    """The 4-byte C2SP key id, 8 hex digits."""
+    file: str | None
+    """The note file written (``null``: the note went to standard output only)."""
+    leaves_file: str | None
+    """The leaves file written beside it (``null``: none)."""
+
+
+class EvidenceProofs(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``explain --proofs`` adds: the inclusion proof of every evidence position the
+    explanation cites, in position order, and the checkpoint of the tree they are in."""
+
+    checkpoint: CheckpointDocument
+    evidence: tuple[InclusionProofDocument, ...]
+
+
+class ProvenExplanation(Explanation, frozen=True, kw_only=True):
+    """``explain ID --json --proofs``: the explanation, then ``proofs``."""
+
+    proofs: EvidenceProofs
+
+
+class PositionCheck(msgspec.Struct, frozen=True, kw_only=True):
+    """One evidence position checked by ``check-proofs``."""
+
+    position: int
+    holds: bool
+    reason: str | None
+    """Why it does not hold (``null`` when it does)."""
+
+
+class ProofCheckDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """``check-proofs --json``: every evidence position of an explanation checked against a
+    signed checkpoint."""
+
+    ok: bool
+    payment_id: str | None
+    origin: str
+    tree_size: int
+    root_hash: Hash
+    key_id: str
+    positions: tuple[PositionCheck, ...]
+
+
+class KeygenDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """``keygen --json``: the key files written and how verifiers name the key."""
+
+    private_key: str
+    public_key: str
+    key_name: str
+    key_id: str
+    verifier_key: str
+    """``<name>+<key id>+<base64 key>``, the form C2SP verifiers take."""

@@ -1,6 +1,10 @@
 """``payledger explain PAYMENT_ID`` and ``payledger explain --failed [--since T]``: the incident
 explanation of one payment (CONTRACT section 5), or of every failed payment (JSON Lines with
-``--json``, a compact table otherwise)."""
+``--json``, a compact table otherwise).
+
+``explain ID --json --proofs [--checkpoint FILE]`` adds the inclusion proof of every evidence
+position and the checkpoint they check against (:mod:`replay.proven`): the signed note given,
+and proofs in the tree of its size; or, without one, an unsigned checkpoint of the whole log."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import argparse
 from typing import Any
 
 from ledger.errors import LedgerError
+from ledger.proofs import ProofError
 
 from ..batch import explain_failed
 from ..engine import explain
+from ..proven import prove_explanation
 from ..render import (
     parse_timestamp,
     plural,
@@ -20,6 +26,7 @@ from ..render import (
 )
 from ..timeline import records_at
 from ._common import add_command, console, err_console, non_empty, open_db, print_json
+from ._vlog import finding, read_file
 
 
 def register(sub: Any) -> None:
@@ -42,6 +49,18 @@ def register(sub: Any) -> None:
         help="with --failed: only payments requested at or after this moment (RFC 3339 with "
         "a zone, e.g. 2026-03-01T09:00:00Z, or a date: its midnight UTC)",
     )
+    parser.add_argument(
+        "--proofs",
+        action="store_true",
+        help="with PAYMENT_ID and --json: add the inclusion proof of every evidence position "
+        "in the log's Merkle tree, and the checkpoint to check them against",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="with --proofs: a signed checkpoint note; the proofs are in the tree of its size, "
+        "so they check against its signed root, and the note is embedded",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -49,10 +68,22 @@ async def run(args: argparse.Namespace) -> int:
         raise LedgerError("explain takes either PAYMENT_ID or --failed")
     if args.since is not None and not args.failed:
         raise LedgerError("--since goes with --failed")
+    if args.proofs and (args.failed or not args.json):
+        raise LedgerError("--proofs goes with PAYMENT_ID and --json")
+    if args.checkpoint is not None and not args.proofs:
+        raise LedgerError("--checkpoint goes with --proofs")
+    note = None if args.checkpoint is None else read_file(args.checkpoint, "--checkpoint")
     since = None if args.since is None else parse_timestamp(args.since, "--since")
     async with open_db(args) as store:
         if not args.failed:
             exp = await explain(store, args.payment_id)
+            if args.proofs:
+                try:
+                    proven = await prove_explanation(store, exp, note=note)
+                except ProofError as e:
+                    return finding(f"checkpoint {args.checkpoint}: {e}")
+                print_json(proven)
+                return 0
             if args.json:
                 print_json(exp)
                 return 0

@@ -5,15 +5,21 @@ Each ``<name>.schema.json`` here is generated from the very Struct the command e
 writes them and the test suite checks that the files are current and that every command's
 output validates against its schema.
 
-================  ====================================================================
-``explanation``   ``explain --json`` (and each line of ``explain --failed --json``)
-``whatif``        ``whatif --json``
-``state``         ``state --json``
-``incident``      each line of ``incidents --json``
-``event``         each line of ``export``, ``audit --json`` and ``timeline --json``
-``stats``         ``stats --json``
-``simulation``    ``simulate --json``
-================  ====================================================================
+======================  ====================================================================
+``explanation``         ``explain --json`` (and each line of ``explain --failed --json``)
+``whatif``              ``whatif --json``
+``state``               ``state --json``
+``incident``            each line of ``incidents --json``
+``event``               each line of ``export``, ``audit --json`` and ``timeline --json``
+``stats``               ``stats --json``
+``simulation``          ``simulate --json``
+``keygen``              ``keygen --json``
+``checkpoint``          ``checkpoint --json``
+``inclusion_proof``     ``proof POSITION --json``
+``consistency_proof``   ``proof --consistency OLD --json``
+``explanation_proofs``  ``explain ID --json --proofs``
+``proof_check``         ``check-proofs --json``
+======================  ====================================================================
 """
 
 from __future__ import annotations
@@ -24,7 +30,18 @@ from typing import Any, Final
 
 import msgspec
 
-from ..documents import EventDocument, SimulationDocument, StateDocument, StatsDocument
+from ..documents import (
+    ConsistencyProofDocument,
+    EventDocument,
+    InclusionProofDocument,
+    KeygenDocument,
+    ProofCheckDocument,
+    ProvenExplanation,
+    SignedCheckpointDocument,
+    SimulationDocument,
+    StateDocument,
+    StatsDocument,
+)
 from ..explanation import Explanation, WhatIf
 from ..incidents import Incident
 
@@ -32,9 +49,15 @@ __all__ = ["DIRECTORY", "DOCUMENTS", "generate", "load", "render"]
 
 DIRECTORY: Final = Path(__file__).resolve().parent
 DOCUMENTS: Final[dict[str, type[msgspec.Struct]]] = {
+    "checkpoint": SignedCheckpointDocument,
+    "consistency_proof": ConsistencyProofDocument,
     "event": EventDocument,
     "explanation": Explanation,
+    "explanation_proofs": ProvenExplanation,
+    "inclusion_proof": InclusionProofDocument,
     "incident": Incident,
+    "keygen": KeygenDocument,
+    "proof_check": ProofCheckDocument,
     "simulation": SimulationDocument,
     "state": StateDocument,
     "stats": StatsDocument,

@@ -1,0 +1,153 @@
+"""An explanation whose evidence an auditor can check without the store (CONTRACT section 8).
+
+:func:`prove_explanation` adds to an explanation the inclusion proof of every position it cites
+as evidence (the root cause's, the contributing causes' and each attempt's), all in one tree:
+
+- with a signed checkpoint note, the tree of the checkpoint's size, so that every proof checks
+  against the root the note signs; the note is embedded as given. The store must still hold
+  that tree (its stored root at that size equals the signed one), and every evidence position
+  must be inside it;
+- without one, the tree of the whole log, and an *unsigned* checkpoint naming its size and root
+  (``note`` null). It says which tree the proofs are in; it proves nothing by itself, because
+  whoever runs the store wrote it. An auditor checks such proofs against a signed checkpoint of
+  that same size, or asks for ``explain --proofs --checkpoint FILE``.
+
+:func:`check_explanation` is the auditor's side: given the JSON document and a checkpoint whose
+signature was checked, it says for every cited position whether its proof holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ledger.checkpoint import DEFAULT_ORIGIN, Checkpoint, parse_checkpoint
+from ledger.errors import LedgerError
+from ledger.proofs import ProofError, check_inclusion
+from ledger.store import EventStore
+from ledger.tree import inclusion, log_root
+
+from .documents import (
+    CheckpointDocument,
+    EvidenceProofs,
+    PositionCheck,
+    ProvenExplanation,
+    inclusion_document,
+)
+from .explanation import Explanation
+
+__all__ = ["check_explanation", "cited_positions", "prove_explanation"]
+
+
+def cited_positions(explanation: Explanation) -> list[int]:
+    """Every position the explanation cites as evidence, sorted, once each."""
+    cited: set[int] = set()
+    if explanation.root_cause is not None:
+        cited.update(explanation.root_cause.evidence)
+        for cause in explanation.root_cause.contributing:
+            cited.update(cause.evidence)
+    for attempt in explanation.attempts:
+        if attempt.cause is not None:
+            cited.update(attempt.cause.evidence)
+    return sorted(cited)
+
+
+async def prove_explanation(
+    store: EventStore, explanation: Explanation, *, note: str | bytes | None = None
+) -> ProvenExplanation:
+    """``explanation`` with the inclusion proof of each cited position (see the module
+    docstring). Raises :class:`~ledger.proofs.ProofError` when the store no longer holds the
+    tree the note signs, and :class:`~ledger.errors.LedgerError` when an evidence position is
+    past the checkpoint."""
+    signed: Checkpoint | None = None
+    if note is not None:
+        signed = parse_checkpoint(note)
+        size, root = await log_root(store, min(signed.size, await store.head()))
+        if size < signed.size:
+            raise ProofError(
+                f"the store holds {size} events, fewer than the {signed.size} the checkpoint"
+                " signed: it does not extend the checkpoint (run verify --checkpoint)"
+            )
+        if root != signed.root_hash:
+            raise ProofError(
+                f"the store's tree of {size} events does not have the checkpoint's root: it"
+                " does not extend the checkpoint (run verify --checkpoint)"
+            )
+        origin = signed.origin
+    else:
+        size, root = await log_root(store)
+        origin = DEFAULT_ORIGIN
+    positions = cited_positions(explanation)
+    late = [p for p in positions if p > size]
+    if late:
+        raise LedgerError(
+            f"evidence position {late[0]} is past the checkpoint's {size} events: sign a newer"
+            " checkpoint"
+        )
+    proofs = [inclusion_document(await inclusion(store, p, size)) for p in positions]
+    text = note.decode() if isinstance(note, bytes) else note
+    return ProvenExplanation(
+        **{f: getattr(explanation, f) for f in explanation.__struct_fields__},
+        proofs=EvidenceProofs(
+            checkpoint=CheckpointDocument(
+                origin=origin, tree_size=size, root_hash=root.hex(), note=text
+            ),
+            evidence=tuple(proofs),
+        ),
+    )
+
+
+def _positions(value: Any, where: str) -> Iterable[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) for p in value
+    ):
+        raise LedgerError(f"the explanation's {where} is not a list of positions")
+    return value
+
+
+def _cited(doc: Mapping[str, Any]) -> set[int]:
+    """The positions a JSON explanation cites as evidence."""
+    cited: set[int] = set()
+    root = doc.get("root_cause")
+    if isinstance(root, Mapping):
+        cited.update(_positions(root.get("evidence"), "root_cause.evidence"))
+        for i, cause in enumerate(root.get("contributing") or []):
+            if isinstance(cause, Mapping):
+                cited.update(_positions(cause.get("evidence"), f"contributing[{i}].evidence"))
+    for i, attempt in enumerate(doc.get("attempts") or []):
+        cause = attempt.get("cause") if isinstance(attempt, Mapping) else None
+        if isinstance(cause, Mapping):
+            cited.update(_positions(cause.get("evidence"), f"attempts[{i}].cause.evidence"))
+    return cited
+
+
+def check_explanation(doc: Any, checkpoint: Checkpoint) -> list[PositionCheck]:
+    """For every position the explanation ``doc`` (the decoded ``explain --json --proofs``
+    document) cites as evidence, and every proof it carries, whether the proof holds against
+    ``checkpoint`` (whose signature the caller checked). Raises
+    :class:`~ledger.errors.LedgerError` for a document that is not such an explanation."""
+    if not isinstance(doc, Mapping):
+        raise LedgerError("the explanation is not a JSON object")
+    proofs = doc.get("proofs")
+    if not isinstance(proofs, Mapping) or not isinstance(proofs.get("evidence"), list):
+        raise LedgerError("the explanation carries no proofs: make it with explain --proofs")
+    given: dict[int, Any] = {}
+    for i, proof in enumerate(proofs["evidence"]):
+        position = proof.get("position") if isinstance(proof, Mapping) else None
+        if not isinstance(position, int) or isinstance(position, bool):
+            raise LedgerError(f"proofs.evidence[{i}] has no position")
+        given.setdefault(position, proof)
+    checks: list[PositionCheck] = []
+    for position in sorted(_cited(doc) | given.keys()):
+        proof = given.get(position)
+        if proof is None:
+            checks.append(PositionCheck(position=position, holds=False, reason="no proof"))
+            continue
+        try:
+            check_inclusion(proof, checkpoint)
+        except ProofError as e:
+            reason = str(e).removeprefix(f"position {position}: ")
+            checks.append(PositionCheck(position=position, holds=False, reason=reason))
+        else:
+            checks.append(PositionCheck(position=position, holds=True, reason=None))
+    return checks

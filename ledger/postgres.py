@@ -28,11 +28,21 @@ What the design guarantees
   looks up, under the head lock, which of the two happened, and answers accordingly.
 - **Tamper-evident**: triggers refuse ``UPDATE``, ``DELETE`` and ``TRUNCATE`` on ``events``;
   :meth:`PostgresEventStore.verify` walks the chain, the positions, the stream versions and the
-  head, and names the first bad position of a log altered with the triggers disabled.
+  head (its hash and its running total of summed amounts), and names the first bad position of a
+  log altered with the triggers disabled.
+- **Sums that fit, across the fleet**: the head row keeps the running total of the amounts the
+  projections add up (``summed_minor``); each transaction plans from the total it locked and
+  writes the new one with its rows, so an append or import that would take the log's total past
+  ``MAX_SUMMED_MINOR`` is refused (that call only, in a group commit) whichever process made the
+  earlier ones.
+- **A verifiable log** (:mod:`ledger.tree`): the append and import transactions keep the log's
+  Merkle tree with the events, its right edge (``frontier``) in the head row and its perfect
+  subtrees of 64 leaves and up in ``ledger_tree``, so the root of the whole log costs one read
+  and a proof O(log n) reads. A check on the head row refuses a head moved without its frontier.
 - **Group commit per process**: concurrent ``append`` calls on one store object share one
-  transaction of four round trips (``BEGIN``; lock the head and read versions and stored ids;
-  insert every row, move the head, queue the ``NOTIFY``; ``COMMIT``); each call's
-  ``expected_version`` is checked on its own.
+  transaction of four round trips (``BEGIN``; lock the head and read it, versions and stored ids;
+  insert every row and the tree's new nodes, move the head, queue the ``NOTIFY``; ``COMMIT``);
+  each call's ``expected_version`` and amounts are checked on its own.
 
 What it costs
 -------------
@@ -59,6 +69,8 @@ connections opened on demand (read-only sessions: ``default_transaction_read_onl
 listening connection once ``wait_for_append`` is used, and one for the read models' commits
 once one is made (``states``, :mod:`ledger._pg.states`).
 
+Schema versions and their upgrades: :mod:`ledger._pg.schema` (version 3 today).
+
 Read models: ``states`` keeps their rows in two tables beside the events, and ``read_rows``,
 ``stream_bounds``, ``last_event`` and ``payments_of`` are single indexed statements
 (:mod:`ledger._pg.reads`), so the projections, time travel and the replay read what they need
@@ -75,12 +87,14 @@ from typing import Any, Final
 import anyio
 import asyncpg
 
+from ._merkle.frontier import Frontier
+from ._merkle.tree import NodeId
 from ._pg import reads
 from ._pg.connect import Connection, Settings, close, connect
 from ._pg.errors import is_connection_error, translate
 from ._pg.listener import Listener
 from ._pg.pool import Pool
-from ._pg.schema import SCHEMA_VERSION, check_or_create
+from ._pg.schema import SCHEMA_VERSION, TREE_THRESHOLD, check_or_create
 from ._pg.sql import HEAD_BOUND, MAX_POSITION, SELECT, escape, record
 from ._pg.states import PostgresStates
 from ._pg.url import is_postgres_url, mask
@@ -450,10 +464,33 @@ class PostgresEventStore(EventStore):
             raise IntegrityError(low, f"positions {low}-{to_position} are not all in the log")
         return [bytes(r[1]) for r in rows]
 
+    @property
+    def tree_threshold(self) -> int | None:  # type: ignore[override]
+        return TREE_THRESHOLD if self.schema_version >= 3 else None
+
+    async def tree_nodes(self, ids: Collection[NodeId]) -> dict[NodeId, bytes]:
+        if self.schema_version < 3 or not ids:
+            return {}
+        wanted = sorted(set(ids))
+        rows = await self._fetch(
+            "SELECT t.level, t.idx, t.hash FROM unnest($1::integer[], $2::bigint[]) "
+            "AS n(level, idx) JOIN ledger_tree t ON t.level = n.level AND t.idx = n.idx",
+            ([n.level for n in wanted], [n.index for n in wanted]),
+        )
+        return {NodeId(level, idx): bytes(digest) for level, idx, digest in rows}
+
+    async def tree_frontier(self) -> Frontier | None:
+        if self.schema_version < 3:
+            return None
+        rows = await self._fetch("SELECT frontier FROM ledger_head WHERE id = 1", ())
+        if not rows:
+            raise StoreError(f"{self.path}: the store's head row is missing (see verify)")
+        return Frontier.from_bytes(rows[0][0])
+
     # --- integrity -------------------------------------------------------------------------
 
     async def verify(self) -> IntegrityReport:
-        return await verify(self._fetch)
+        return await verify(self._fetch, self.schema_version)
 
     async def check(self) -> None:
         """Raise :class:`IntegrityError` naming the first bad position, if any."""

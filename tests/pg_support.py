@@ -22,8 +22,10 @@ import pytest
 __all__ = [
     "ENV_REQUIRE",
     "ENV_URL",
+    "VERSION_2_LOCK_HEAD",
     "admin",
     "database_url",
+    "downgrade_to_2",
     "fresh_database",
     "run",
     "server_url",
@@ -34,6 +36,40 @@ T = TypeVar("T")
 
 ENV_URL = "PAYLEDGER_TEST_POSTGRES_URL"
 ENV_REQUIRE = "PAYLEDGER_REQUIRE_POSTGRES"
+
+
+VERSION_2_LOCK_HEAD = """
+CREATE OR REPLACE FUNCTION ledger_lock_head(streams text[], ids uuid[])
+RETURNS TABLE (kind integer, key text, number bigint, stream text, version integer,
+               data text, hash bytea)
+LANGUAGE plpgsql VOLATILE AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY SELECT 0, NULL::text, h.position, NULL::text, NULL::integer, NULL::text, h.hash
+        FROM ledger_head h WHERE h.id = 1 FOR UPDATE;
+    RETURN QUERY SELECT 1, s.name,
+            (SELECT e.version FROM events e WHERE e.stream = s.name
+             ORDER BY e.version DESC LIMIT 1)::bigint,
+            NULL::text, NULL::integer, NULL::text, NULL::bytea
+        FROM unnest(streams) AS s(name);
+    RETURN QUERY SELECT 2, e.event_id::text, e.position, e.stream, e.version, e.data, NULL::bytea
+        FROM events e WHERE e.event_id = ANY (ids);
+END
+$$;
+"""
+"""``ledger_lock_head`` as schema versions 1 and 2 created it (no row of kind 3)."""
+
+
+async def downgrade_to_2(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """Make the store in ``conn``'s schema what schema version 2 created: no running total or
+    frontier in the head, no ``ledger_tree``, the version 2 locking function."""
+    await conn.execute(
+        "ALTER TABLE ledger_head DROP CONSTRAINT ledger_head_frontier_at_head, "
+        "DROP COLUMN summed_minor, DROP COLUMN frontier; "
+        "DROP TABLE ledger_tree; "
+        f"{VERSION_2_LOCK_HEAD}; "
+        "UPDATE ledger_meta SET schema_version = 2"
+    )
 
 
 def server_url() -> str:

@@ -1,20 +1,21 @@
 """The amounts the projections add up never pass 2**63 - 1 over a log: the store refuses, at
 append or import and before anything is committed, an event that would take the running total
-(holds, settlements, repayments) past it, so `rebuild` can always fold what is stored."""
+(holds, settlements, repayments) past it, so `rebuild` can always fold what is stored. Each test
+holds on every backend (the ``backend`` fixture); an older store, which has no running total
+yet, gets it when first opened for writing (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import anyio
 import pytest
+from backends import Backend, Place
+from pg_support import admin, downgrade_to_2
 from store_contract import T0, collect
 
-from ledger import EventStore, EventValidationError, FormatError, ImportItem, open_store
+from ledger import EventValidationError, FormatError, ImportItem
 from ledger.events import PaymentAuthorized, PaymentSettled, RepaymentMade
 from projections import Projector
 
@@ -34,17 +35,10 @@ def _settled(payment: str, amount: int, minutes: int = 0) -> PaymentSettled:
     )
 
 
-@asynccontextmanager
-async def _store(backend: str, tmp_path: Path) -> AsyncIterator[EventStore]:
-    async with open_store(":memory:" if backend == "memory" else tmp_path / "ledger.db") as s:
-        yield s
-
-
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-async def test_an_append_past_the_ceiling_is_refused_whole(backend: str, tmp_path: Path) -> None:
+async def test_an_append_past_the_ceiling_is_refused_whole(backend: Backend) -> None:
     """Two settlements of 2**62 each: the second (valid on its own) is refused naming its
     stream and field, nothing of its call is stored, and later appends that fit still work."""
-    async with _store(backend, tmp_path) as store:
+    async with backend.store() as store:
         await store.append("payment-P1", [_settled("P1", BIG)])
         with pytest.raises(EventValidationError) as info:
             await store.append(
@@ -70,13 +64,12 @@ async def test_an_append_past_the_ceiling_is_refused_whole(backend: str, tmp_pat
         assert (await store.verify()).ok
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
 async def test_an_import_past_the_ceiling_names_the_line_and_appends_nothing(
-    backend: str, tmp_path: Path
+    backend: Backend,
 ) -> None:
     """An import whose third line would pass the ceiling is a FormatError naming that line and
     ``data.amount_minor``; none of its lines is stored."""
-    async with _store(backend, tmp_path) as store:
+    async with backend.store() as store:
         await store.append("payment-P0", [_settled("P0", BIG)])
         items = [
             ImportItem(stream="payment-P1", event=_settled("P1", 7), line=1),
@@ -100,11 +93,11 @@ async def test_an_import_past_the_ceiling_names_the_line_and_appends_nothing(
         assert await store.head() == 1
 
 
-async def test_a_group_commit_fails_only_the_call_past_the_ceiling(tmp_path: Path) -> None:
+async def test_a_group_commit_fails_only_the_call_past_the_ceiling(backend: Backend) -> None:
     """Calls gathered into one group commit are judged one by one: the one that would pass the
     ceiling fails alone, its neighbours are stored."""
     outcomes: dict[str, str] = {}
-    async with open_store(tmp_path / "ledger.db") as store:
+    async with backend.store() as store:
         await store.append("payment-P0", [_settled("P0", BIG)])
 
         async def call(name: str, amount: int) -> None:
@@ -120,12 +113,27 @@ async def test_a_group_commit_fails_only_the_call_past_the_ceiling(tmp_path: Pat
             tg.start_soon(call, "C", 2)
         assert outcomes == {"A": "stored", "B": "refused", "C": "stored"}
         assert await store.head() == 3
+        assert (await store.verify()).ok
 
 
-async def test_rebuild_folds_a_store_at_the_ceiling(tmp_path: Path) -> None:
+async def test_the_ceiling_holds_across_appends_and_imports(backend: Backend) -> None:
+    """The running total is the log's, not a transaction's: appends and imports that each fit
+    are refused once earlier ones, committed on their own, leave no room."""
+    async with backend.store() as store:
+        await store.append("payment-P1", [_settled("P1", BIG)])
+        await store.import_events([ImportItem(stream="payment-P2", event=_settled("P2", BIG - 2))])
+        with pytest.raises(EventValidationError):
+            await store.append("payment-P3", [_settled("P3", 2)])
+        with pytest.raises(FormatError):
+            await store.import_events([ImportItem(stream="payment-P3", event=_settled("P3", 2))])
+        await store.append("payment-P3", [_settled("P3", 1)])  # exactly to the ceiling
+        assert await store.head() == 3
+        assert (await store.verify()).ok
+
+
+async def test_rebuild_folds_a_store_at_the_ceiling(backend: Backend) -> None:
     """A store filled to the ceiling still rebuilds: no projection sum overflows its column."""
-    db = tmp_path / "ledger.db"
-    async with open_store(db) as store:
+    async with backend.store() as store:
         await store.append("payment-P1", [_settled("P1", BIG)])
         await store.append("payment-P2", [_settled("P2", MAX_SUMMED_MINOR - BIG)])
         with pytest.raises(EventValidationError):
@@ -135,29 +143,55 @@ async def test_rebuild_folds_a_store_at_the_ceiling(tmp_path: Path) -> None:
         assert result.events == 2
 
 
-async def test_a_schema_1_store_gets_its_running_total_when_opened(tmp_path: Path) -> None:
+async def _to_schema_1(place: Place) -> None:
+    """Make the store at ``place`` what schema 1 wrote: no running total (nor anything later)."""
+    if place.kind == "sqlite":
+        db = sqlite3.connect(place.target)
+        db.execute("ALTER TABLE ledger_head DROP COLUMN summed_minor")
+        db.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
+        db.execute("DROP TABLE ledger_tree")
+        db.execute("PRAGMA user_version = 1")
+        db.commit()
+        db.close()
+        return
+    async with admin(place.target) as conn:
+        await downgrade_to_2(conn)
+        await conn.execute(
+            "DROP TABLE ledger_states, ledger_state_checkpoints; "
+            "DROP INDEX events_requested_account; "
+            "UPDATE ledger_meta SET schema_version = 1"
+        )
+
+
+async def _head_summed_and_version(place: Place) -> tuple[int, int]:
+    if place.kind == "sqlite":
+        db = sqlite3.connect(place.target)
+        try:
+            (summed,) = db.execute("SELECT summed_minor FROM ledger_head").fetchone()
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+        finally:
+            db.close()
+        return int(summed), int(version)
+    async with admin(place.target) as conn:
+        summed = await conn.fetchval("SELECT summed_minor FROM ledger_head")
+        version = await conn.fetchval("SELECT schema_version FROM ledger_meta")
+    return int(summed), int(version)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+async def test_a_schema_1_store_gets_its_running_total_when_opened(backend: Backend) -> None:
     """A store written before the running total existed (schema 1) is migrated when opened
     for writing: its total is the sum over its log, and the ceiling applies at once."""
-    db = tmp_path / "ledger.db"
-    async with open_store(db) as store:
-        await store.append("payment-P1", [_settled("P1", BIG)])
-    conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE ledger_head DROP COLUMN summed_minor")
-    conn.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
-    conn.execute("DROP TABLE ledger_tree")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
-    async with open_store(db, readonly=True) as store:  # read as it is
-        assert (await store.verify()).ok
-    async with open_store(db) as store:
-        with pytest.raises(EventValidationError):
-            await store.append("payment-P2", [_settled("P2", BIG)])
-        await store.append("payment-P2", [_settled("P2", 1)])
-        assert (await store.verify()).ok
-    conn = sqlite3.connect(db)
-    try:
-        assert conn.execute("SELECT summed_minor FROM ledger_head").fetchone() == (BIG + 1,)
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
-    finally:
-        conn.close()
+    async with backend.place() as place:
+        async with place.open() as store:
+            await store.append("payment-P1", [_settled("P1", BIG)])
+            await store.append("payment-P1", [_settled("P1", 3, 1)])
+        await _to_schema_1(place)
+        async with place.open(readonly=True) as store:  # read as it is
+            assert (await store.verify()).ok
+        async with place.open() as store:
+            with pytest.raises(EventValidationError):
+                await store.append("payment-P2", [_settled("P2", BIG)])
+            await store.append("payment-P2", [_settled("P2", 1)])
+            assert (await store.verify()).ok
+        assert await _head_summed_and_version(place) == (BIG + 4, 3)

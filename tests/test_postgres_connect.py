@@ -324,6 +324,10 @@ def test_writer_and_auditor_roles(database: str, capsys: pytest.CaptureFixture[s
             for role, grants in ((writer, WRITER_GRANTS), (auditor, AUDITOR_GRANTS)):
                 await conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
                 await conn.execute(grants.format(role=role))
+            await conn.execute(  # schema version 3: the Merkle tree's nodes
+                f"GRANT SELECT, INSERT ON ledger_tree TO {writer}; "
+                f"GRANT SELECT ON ledger_tree TO {auditor}"
+            )
 
     async def teardown() -> None:
         async with admin(database) as conn:

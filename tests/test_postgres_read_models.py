@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from logs import build, records_of
-from pg_support import admin, fresh_database
+from pg_support import admin, downgrade_to_2, fresh_database
 
 from ledger import ReadOnlyError, StoreError, open_store, stream_of
 from ledger import events as ev
@@ -42,8 +42,10 @@ async def _fill(url: str) -> None:
 
 
 async def _downgrade(url: str) -> None:
-    """Make the store what schema version 1 created: no derived state, no request index."""
+    """Make the store what schema version 1 created: no running total or Merkle tree, no derived
+    state, no request index."""
     async with admin(url) as conn:
+        await downgrade_to_2(conn)
         await conn.execute(
             "DROP TABLE ledger_states, ledger_state_checkpoints; "
             "DROP INDEX events_requested_account; "
@@ -85,11 +87,12 @@ GRANT SELECT ON ledger_meta TO {role};
 GRANT SELECT, INSERT ON events TO {role};
 GRANT SELECT, UPDATE ON ledger_head TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON ledger_states, ledger_state_checkpoints TO {role};
+GRANT SELECT, INSERT ON ledger_tree TO {role};
 """
 AUDITOR: Final = """
 GRANT USAGE ON SCHEMA public TO {role};
-GRANT SELECT ON ledger_meta, events, ledger_head, ledger_states, ledger_state_checkpoints
-    TO {role};
+GRANT SELECT ON ledger_meta, events, ledger_head, ledger_states, ledger_state_checkpoints,
+    ledger_tree TO {role};
 """
 
 
@@ -125,7 +128,7 @@ async def test_a_version_1_store_reads_as_it_is_and_a_writable_open_upgrades_it(
             assert [e.payment_id async for e in explain_failed(store)] == failed
         assert await _objects(url) == set(V2_OBJECTS)
         async with admin(url) as conn:
-            assert await conn.fetchval("SELECT schema_version FROM ledger_meta") == 2
+            assert await conn.fetchval("SELECT schema_version FROM ledger_meta") == SCHEMA_VERSION
 
 
 async def test_a_role_that_may_not_create_tables_leaves_version_1_as_it_is() -> None:

@@ -656,8 +656,15 @@ _COPY_13 = (
         ([_COPY_13.format(position=14)], 14),
         ([_COPY_13.format(position=20)], 14),
         (["UPDATE events SET version = 9 WHERE position = 7"], 7),
-        (["UPDATE ledger_head SET position = 12"], 13),
+        (
+            [
+                "ALTER TABLE ledger_head DROP CONSTRAINT ledger_head_frontier_at_head",
+                "UPDATE ledger_head SET position = 12",
+            ],
+            13,
+        ),
         (["UPDATE ledger_head SET hash = sha256(hash)"], 13),
+        (["UPDATE ledger_head SET summed_minor = summed_minor + 1"], 13),
     ],
     ids=[
         "data",
@@ -671,6 +678,7 @@ _COPY_13 = (
         "version",
         "head",
         "head-hash",
+        "head-summed",
     ],
 )
 def test_tampering_is_found(

@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Final
 
+from .._merkle.tree import NodeId
 from ..store import Record, record_from_row
 
 __all__ = [
@@ -23,12 +24,14 @@ __all__ = [
     "MAX_POSITION",
     "SELECT",
     "WRITE",
+    "WRITE_TREE",
     "escape",
     "escape_optional",
     "record",
     "unescape",
     "unescape_optional",
     "write_args",
+    "write_tree_args",
 ]
 
 ESC: Final = "\uffff"
@@ -64,6 +67,26 @@ SELECT pg_notify('payledger', $13::text)
 """
 """Insert a group's rows, move the head past them and queue the wake-up notification (sent
 by PostgreSQL at commit, never before): one statement, one round trip."""
+
+
+WRITE_TREE: Final = """
+WITH written AS (
+    INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at,
+                        event_id, correlation_id, causation_id, data, hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::text[], $5::integer[],
+                         $6::bigint[], $7::bigint[], $8::uuid[], $9::text[], $10::text[],
+                         $11::text[], $12::bytea[])
+), nodes AS (
+    INSERT INTO ledger_tree (level, idx, hash)
+    SELECT * FROM unnest($15::integer[], $16::bigint[], $17::bytea[])
+), head AS (
+    UPDATE ledger_head SET position = $13, hash = $14, summed_minor = $18, frontier = $19
+    WHERE id = 1
+)
+SELECT pg_notify('payledger', $13::text)
+"""
+""":data:`WRITE` for a store of schema version 3: also the Merkle tree's completed nodes, and the
+head's running total of summed amounts and frontier, in the same statement."""
 
 
 def escape(value: str) -> str:
@@ -110,3 +133,22 @@ def write_args(rows: Sequence[tuple[Any, ...]], position: int, head_hash: bytes)
     columns[8] = [escape_optional(s) for s in columns[8]]
     columns[9] = [escape_optional(s) for s in columns[9]]
     return [*columns, position, head_hash]
+
+
+def write_tree_args(
+    rows: Sequence[tuple[Any, ...]],
+    position: int,
+    head_hash: bytes,
+    nodes: Sequence[tuple[NodeId, bytes]],
+    summed_minor: int,
+    frontier: bytes,
+) -> list[Any]:
+    """The parameters of :data:`WRITE_TREE`."""
+    return [
+        *write_args(rows, position, head_hash),
+        [node.level for node, _ in nodes],
+        [node.index for node, _ in nodes],
+        [digest for _, digest in nodes],
+        summed_minor,
+        frontier,
+    ]

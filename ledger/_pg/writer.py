@@ -10,11 +10,14 @@ The append path, in one place:
    - ``BEGIN`` (read committed: each statement sees what committed before it began);
    - ``ledger_lock_head(streams, ids)``: locks the one-row ``ledger_head`` (``FOR UPDATE``:
      every writer of every process queues here, so commits happen in position order), then reads
-     the head, the current version of each stream of the group and the events already stored
-     under its explicit ids, each with a snapshot taken after the lock was granted;
-   - :class:`ledger.store.Planner` checks each request on its own (a conflict fails that request
-     only) and assigns positions, versions and hashes; one statement inserts every row
-     (``unnest`` of one array per column), moves the head past them and queues the wake-up
+     the head (its position, hash, running total and frontier), the current version of each
+     stream of the group and the events already stored under its explicit ids, each with a
+     snapshot taken after the lock was granted;
+   - :class:`ledger.store.Planner` checks each request on its own (a conflict, a duplicate or an
+     amount past the ceiling on summed amounts fails that request only) and assigns positions,
+     versions and hashes, starting from the head's running total and Merkle frontier; one
+     statement inserts every row (``unnest`` of one array per column) and the tree's completed
+     nodes, moves the head past them with the new total and frontier, and queues the wake-up
      ``NOTIFY``;
    - ``COMMIT`` (``synchronous_commit=on``: durable before the server answers).
 
@@ -26,6 +29,12 @@ the group fails with a :class:`StoreError` and the next group reconnects. When i
 after the lost transaction has ended): is the group's last event at its planned position? A
 caller is told "stored" or "not stored", and only when even that cannot be learnt, that the
 outcome is unknown.
+
+A store still at schema version 1 or 2 (opened by a role that may not upgrade it) has no running
+total or tree in its head: its lock returns no row of kind 3, and the rows are written as version
+2 wrote them (:data:`~ledger._pg.sql.WRITE`), the ceiling holding within each group. Should the
+store be upgraded while such a group waited for the head, its write is refused by the head's
+frontier check; the group is then planned once more, on the upgraded head.
 """
 
 from __future__ import annotations
@@ -35,11 +44,13 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any, Final, TypeVar
 
 import anyio
+import asyncpg
 
+from .._merkle.frontier import Frontier
 from ..errors import (
     ConcurrencyError,
     DuplicateEventError,
-    FormatError,
+    EventValidationError,
     LedgerError,
     StoreClosedError,
     StoreError,
@@ -51,11 +62,13 @@ from ..store import (
     Planner,
     Prepared,
     Stored,
+    plan_import,
     prepare_import,
 )
 from .connect import Connection, Settings, close, connect
 from .errors import is_connection_error, translate
-from .sql import LOCK_HEAD, WRITE, escape, unescape, write_args
+from .schema import FRONTIER_AT_HEAD, TREE_THRESHOLD
+from .sql import LOCK_HEAD, WRITE, WRITE_TREE, escape, unescape, write_args, write_tree_args
 
 __all__ = ["Request", "Writer", "settle"]
 
@@ -201,30 +214,55 @@ class Writer:
 
     @staticmethod
     async def _plan(conn: Connection, streams: Sequence[str], ids: Sequence[str]) -> Planner:
-        """Lock the head and read what planning needs (in the open transaction)."""
+        """Lock the head and read what planning needs (in the open transaction). The planner
+        keeps the tree (its ``frontier`` set) when the store does (schema version 3)."""
         rows = await conn.fetch(LOCK_HEAD, [escape(s) for s in streams], list(ids))
-        planner: Planner | None = None
+        head: tuple[int, bytes] | None = None
+        kept: tuple[int, Frontier] | None = None
+        versions: dict[str, int] = {}
+        stored: dict[str, Stored] = {}
         for kind, key, number, stream, version, data, digest in rows:
             if kind == 0:
-                planner = Planner(number, bytes(digest))
+                head = (number, bytes(digest))
             elif kind == 1:
                 if number is not None:
-                    assert planner is not None
-                    planner.versions[unescape(key)] = number
-            else:
-                assert planner is not None
-                planner.stored[key] = Stored(number, unescape(stream), version, data)
-        if planner is None:
+                    versions[unescape(key)] = number
+            elif kind == 2:
+                stored[key] = Stored(number, unescape(stream), version, data)
+            elif kind == 3:
+                kept = (number, Frontier.from_bytes(digest))
+        if head is None:
             raise StoreError("the store's head row is missing")
+        if kept is None:
+            planner = Planner(*head)
+        else:
+            planner = Planner(
+                *head, summed_minor=kept[0], frontier=kept[1], threshold=TREE_THRESHOLD
+            )
+        planner.versions = versions
+        planner.stored = stored
         return planner
 
     @staticmethod
     async def _write(conn: Connection, planner: Planner) -> None:
-        """Write the rows ``planner`` planned since it was read, and move the head past them."""
-        if planner.rows:
-            await conn.execute(
-                WRITE, *write_args(planner.rows, planner.head_position, planner.head_hash)
-            )
+        """Write the rows ``planner`` planned since it was read, and move the head past them
+        (with the tree's completed nodes, the running total and the frontier, when kept)."""
+        if not planner.rows:
+            return
+        if planner.frontier is None:
+            args = write_args(planner.rows, planner.head_position, planner.head_hash)
+            await conn.execute(WRITE, *args)
+            return
+        nodes = planner.grow_tree()
+        args = write_tree_args(
+            planner.rows,
+            planner.head_position,
+            planner.head_hash,
+            nodes,
+            planner.summed_minor,
+            planner.frontier.to_bytes(),
+        )
+        await conn.execute(WRITE_TREE, *args)
 
     # --- appending -----------------------------------------------------------------------
 
@@ -290,32 +328,40 @@ class Writer:
         other failure fails the group, and then nothing of it is stored."""
         streams = sorted({r.stream for r in batch})
         ids = [p.event_id for r in batch for p in r.prepared if p.explicit_id]
-        conn: Connection | None = None
-        planner: Planner | None = None
-        committing = False
-        try:
-            conn = await self._begin()
-            planner = await self._plan(conn, streams, ids)
+        for attempt in (1, 2):
+            conn: Connection | None = None
+            planner: Planner | None = None
+            committing = False
             for request in batch:
-                try:
-                    request.result = planner.plan(
-                        request.stream, request.prepared, request.expected_version
-                    )
-                except (ConcurrencyError, DuplicateEventError) as e:
-                    request.error = e
-            if planner.rows:
-                await self._write(conn, planner)
-                committing = True
-                await self._commit(conn)
-            else:
-                await conn.execute("ROLLBACK")
-        except Exception as e:
-            last = planner.rows[-1] if committing and planner is not None else None
-            error = await self._failed(conn, e, last, "append")
-            if error is not None:
+                request.result, request.error = None, None
+            try:
+                conn = await self._begin()
+                planner = await self._plan(conn, streams, ids)
                 for request in batch:
-                    if request.result is not None or request.error is None:
-                        request.result, request.error = None, error
+                    try:
+                        request.result = planner.plan(
+                            request.stream, request.prepared, request.expected_version
+                        )
+                    except (ConcurrencyError, DuplicateEventError, EventValidationError) as e:
+                        request.error = e
+                if planner.rows:
+                    await self._write(conn, planner)
+                    committing = True
+                    await self._commit(conn)
+                else:
+                    await conn.execute("ROLLBACK")
+            except Exception as e:
+                if attempt == 1 and _upgraded_meanwhile(e, planner):
+                    assert conn is not None
+                    await self._rollback(conn)
+                    continue
+                last = planner.rows[-1] if committing and planner is not None else None
+                error = await self._failed(conn, e, last, "append")
+                if error is not None:
+                    for request in batch:
+                        if request.result is not None or request.error is None:
+                            request.result, request.error = None, error
+            return
 
     async def _failed(
         self, conn: Connection | None, e: Exception, last_row: tuple[Any, ...] | None, what: str
@@ -368,12 +414,7 @@ class Writer:
                 planner.stored = fresh.stored  # earlier chunks are in the table by now
                 planner.rows = []
             for item, p in zip(batch, prepared, strict=True):
-                try:
-                    result = planner.plan(p.stream, [p], None)
-                except DuplicateEventError as e:
-                    raise FormatError(
-                        item.line, str(e), field="event_id", source=item.source
-                    ) from e
+                result = plan_import(planner, item, p)
                 if result.duplicate:
                     totals[1] += 1
                 else:
@@ -446,6 +487,17 @@ class Writer:
                 conn, self._conn = self._conn, None
                 if conn is not None:
                     await close(conn)
+
+
+def _upgraded_meanwhile(e: Exception, planner: Planner | None) -> bool:
+    """Whether ``e`` is the head's frontier check refusing a group planned without the tree:
+    the store was upgraded to schema version 3 while the group waited for the head."""
+    return (
+        isinstance(e, asyncpg.exceptions.CheckViolationError)
+        and getattr(e, "constraint_name", None) == FRONTIER_AT_HEAD
+        and planner is not None
+        and planner.frontier is None
+    )
 
 
 async def _chunks(

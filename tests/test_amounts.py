@@ -12,10 +12,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from old_stores import downgrade
 from store_contract import T0, collect
 
 from ledger import EventStore, EventValidationError, FormatError, ImportItem, open_store
 from ledger.events import PaymentAuthorized, PaymentSettled, RepaymentMade
+from ledger.sqlite import SCHEMA_VERSION
 from projections import Projector
 
 pytestmark = pytest.mark.anyio
@@ -141,13 +143,7 @@ async def test_a_schema_1_store_gets_its_running_total_when_opened(tmp_path: Pat
     db = tmp_path / "ledger.db"
     async with open_store(db) as store:
         await store.append("payment-P1", [_settled("P1", BIG)])
-    conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE ledger_head DROP COLUMN summed_minor")
-    conn.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
-    conn.execute("DROP TABLE ledger_tree")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    downgrade(db, 1)
     async with open_store(db, readonly=True) as store:  # read as it is
         assert (await store.verify()).ok
     async with open_store(db) as store:
@@ -158,6 +154,6 @@ async def test_a_schema_1_store_gets_its_running_total_when_opened(tmp_path: Pat
     conn = sqlite3.connect(db)
     try:
         assert conn.execute("SELECT summed_minor FROM ledger_head").fetchone() == (BIG + 1,)
-        assert conn.execute("PRAGMA user_version").fetchone() == (3,)
+        assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     finally:
         conn.close()

@@ -241,7 +241,7 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         (
             [
                 "INSERT INTO events SELECT 14, stream, version + 1, type, schema, occurred_at, "
-                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash "
+                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash, stream_no "
                 "FROM events WHERE position = 13"
             ],
             14,
@@ -249,7 +249,7 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         (
             [
                 "INSERT INTO events SELECT 20, stream, version + 1, type, schema, occurred_at, "
-                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash "
+                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash, stream_no "
                 "FROM events WHERE position = 13"
             ],
             14,

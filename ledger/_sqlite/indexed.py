@@ -110,7 +110,7 @@ async def _numbered_bounds(
         rows = await fetch(
             "SELECT s.name, MIN(e.position), MAX(e.position) "
             "FROM streams s CROSS JOIN events e ON e.stream_no = s.id "
-            "WHERE s.name >= ? AND s.name < ? AND e.position <= ? GROUP BY s.id",
+            "WHERE s.name >= ? AND s.name < ? AND e.position <= ? GROUP BY s.name",
             (low, high, end),
         )
     else:

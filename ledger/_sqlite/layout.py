@@ -45,7 +45,7 @@ class Layout:
         its condition is added word for word, so SQLite may read them through it."""
         in_types, params = in_clause("type", types)
         if self.rare(types):
-            return f"{in_types} AND {RARE_TYPES_CONDITION}", params
+            return f"{in_types} AND ({RARE_TYPES_CONDITION})", params
         return in_types, params
 
     def rare(self, types: Collection[str]) -> bool:

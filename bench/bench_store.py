@@ -110,7 +110,7 @@ def _raw_read_all(path: Path) -> int:
 def _raw_read_streams(path: Path, streams: Sequence[str]) -> list[float]:
     """Seconds to read and decode each stream, one query each."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    sql = f"{_SELECT} WHERE stream = ? ORDER BY version"
+    sql = f"{_SELECT} WHERE stream_no = (SELECT id FROM streams WHERE name = ?) ORDER BY version"
     times = []
     try:
         for stream in streams:
@@ -464,7 +464,7 @@ async def _large_store(options: Options, count: int, sizes: Sizes) -> list[Figur
             better="lower",
             note=(
                 f"median over {len(sample)} random streams ({mean_len:.1f} events on average); "
-                "raw: SELECT ... WHERE stream = ? + decode"
+                "raw: SELECT ... WHERE stream_no = (its number in streams) + decode"
             ),
         ),
         Figure.measured(

@@ -9,6 +9,7 @@ depend on the storage layout. Every read by stream or by rare type goes through 
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -251,3 +252,33 @@ async def test_every_read_by_stream_type_time_or_account_uses_an_index(tmp_path:
             assert not any(_FULL_SCAN.search(line) for line in plan), (sql, plan)
             planned += 1
         assert planned >= 15
+
+
+async def test_damage_to_the_streams_index_is_named_with_its_first_position(
+    tmp_path: Path,
+) -> None:
+    """Reads by stream find its number through ``streams``' index by name: a page of it
+    overwritten is a finding that names the index and the first position of a stream it no
+    longer finds."""
+    db = tmp_path / "ledger.db"
+    await _fill(db)
+    copy = tmp_path / "damaged.db"
+    shutil.copyfile(db, copy)
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        ((page,),) = conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'sqlite_autoindex_streams_1' "
+            "AND pagetype = 'leaf' ORDER BY pageno LIMIT 1"
+        ).fetchall()
+        (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    finally:
+        conn.close()
+    with copy.open("r+b") as f:  # two bytes of a name near the end of the page
+        f.seek(page * page_size - 60)
+        f.write(b"zz")
+    async with open_store(copy, readonly=True) as store:
+        report = await store.verify()
+    assert not report.ok
+    assert report.damaged is not None
+    assert report.damaged.startswith("index sqlite_autoindex_streams_1"), report
+    assert report.first_bad_position is not None

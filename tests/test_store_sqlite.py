@@ -202,7 +202,8 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         assert line, proc.stderr.read() if proc.stderr else "the writer died"
         lines.append(line)
     os.kill(proc.pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
+    out = proc.stdout.read()  # (through the reader that may already hold the next lines)
+    proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     lines.extend(out.splitlines(keepends=True))
     acked = _acks(lines)

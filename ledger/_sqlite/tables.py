@@ -66,6 +66,10 @@ constants costs it an ephemeral table each time (measured: 3 us per event, again
 the whole index written this way)."""
 
 RARE_TYPES_INDEX: Final = "events_by_rare_type"
+"""The events of :data:`RARE_TYPES` in log order with their type, ``(position, type)``: each
+group commit appends at the index's right edge (where ``(type, position)`` touched a page per
+type), and a read of some rare types from a position walks it in position order, filtering on
+the type the index holds, without sorting."""
 
 EVENTS_TABLE: Final = """CREATE TABLE IF NOT EXISTS events (
     position       INTEGER PRIMARY KEY,
@@ -91,7 +95,7 @@ EVENTS_INDEXES: Final = (
     "WHERE correlation_id IS NOT NULL",
     "CREATE INDEX IF NOT EXISTS events_requested_account "
     "ON events (json_extract(data, '$.account_id'), position) WHERE type = 'PaymentRequested'",
-    f"CREATE INDEX IF NOT EXISTS {RARE_TYPES_INDEX} ON events (type, position) "
+    f"CREATE INDEX IF NOT EXISTS {RARE_TYPES_INDEX} ON events (position, type) "
     f"WHERE {RARE_TYPES_CONDITION}",
 )
 """The events table's indexes besides its unique ones (schema 4)."""

@@ -187,7 +187,38 @@ async def _locate(
                 else None
             )
             found.append((first, f"index {index}" + (f": {detail}" if detail else "")))
+    if "sqlite_autoindex_events_1" in filters and (  # schema 4: reads by stream go through it
+        pages or any("streams" in line for line in lines)
+    ):
+        found.extend(await _streams_diff(fetch))
     return found
+
+
+async def _streams_diff(fetch: Fetch) -> list[tuple[int | None, str]]:
+    """Where the ``streams`` table and its index by name disagree: the first position of the
+    first stream affected (a stream whose name cannot be found is read as empty)."""
+    try:
+        stored = {tuple(row) for row in await fetch("SELECT name, id FROM streams NOT INDEXED", ())}
+    except DamagedStoreError as e:
+        return [(None, f"the streams table: its pages cannot be read ({e.reason})")]
+    try:
+        by_name = "SELECT name, id FROM streams INDEXED BY sqlite_autoindex_streams_1"
+        listed = {tuple(row) for row in await fetch(by_name, ())}
+    except DamagedStoreError as e:
+        return [(None, f"index sqlite_autoindex_streams_1: its pages cannot be read ({e.reason})")]
+    differ = listed ^ stored
+    if not differ:
+        return []
+    first = min(number for _, number in differ)
+    rows = await fetch("SELECT min(position) FROM events WHERE stream_no = ?", (first,))
+    position = rows[0][0] if rows else None
+    return [
+        (
+            position,
+            f"index sqlite_autoindex_streams_1: it and the streams table disagree on stream "
+            f"number {first} ({len(differ)} streams differ)",
+        )
+    ]
 
 
 async def _damage(

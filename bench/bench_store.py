@@ -454,7 +454,7 @@ async def _large_store(options: Options, count: int, sizes: Sizes) -> list[Figur
             value=size / count,
             better="lower",
             samples=[size / count],
-            note="file after close (WAL checkpointed): data JSON, ids, SHA-256 chain, 5 indexes",
+            note="file after close (WAL checkpointed): data JSON, ids, SHA-256 chain, indexes",
         ),
         Figure.measured(
             f"{label}: read one stream",

@@ -142,19 +142,14 @@ class Planner:
         current = self.versions.get(stream, 0)
         if expected_version is not None and expected_version != current:
             raise ConcurrencyError(stream, expected_version, current)
+        if len(prepared) == 1:
+            return self._plan_one(stream, prepared[0], current)
         summed = self.summed_minor
         for index, p in enumerate(prepared):
             if p.summed_minor:
                 summed += p.summed_minor
                 if summed > MAX_SUMMED_MINOR:
-                    raise EventValidationError(
-                        f"this {p.type} would take the ledger's summed amounts (holds, "
-                        f"settlements, repayments: {self.summed_minor:,} so far) past "
-                        f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
-                        field="amount_minor",
-                        stream=stream,
-                        index=index,
-                    )
+                    raise self._past_ceiling(stream, p, index)
         position, prev, version = self.head_position, self.head_hash, current
         first = position + 1
         rows = self.rows
@@ -205,6 +200,63 @@ class Planner:
         self.versions[stream] = version
         return AppendResult(
             stream=stream, positions=tuple(range(first, position + 1)), version=version
+        )
+
+    def _plan_one(self, stream: str, p: Prepared, current: int) -> AppendResult:
+        """:meth:`plan` for a call of one event (the common case, kept short): the same
+        checks, row, hash and bookkeeping."""
+        summed = self.summed_minor
+        if p.summed_minor:
+            summed += p.summed_minor
+            if summed > MAX_SUMMED_MINOR:
+                raise self._past_ceiling(stream, p, 0)
+        position = self.head_position + 1
+        version = current + 1
+        recorded = p.recorded_us if p.recorded_us is not None else self.recorded_us
+        digest = chain_hash(
+            self.head_hash,
+            position,
+            p.stream,
+            version,
+            p.event_id,
+            p.correlation_id,
+            p.causation_id,
+            recorded,
+            p.schema,
+            p.data,
+        )
+        self.rows.append(
+            (
+                position,
+                p.stream,
+                version,
+                p.type,
+                p.schema,
+                p.occurred_us,
+                recorded,
+                p.event_id,
+                p.correlation_id,
+                p.causation_id,
+                p.data,
+                digest,
+            )
+        )
+        if p.explicit_id:
+            self.stored[p.event_id] = Stored(position, p.stream, version, p.data)
+        self.head_position = position
+        self.head_hash = digest
+        self.summed_minor = summed
+        self.versions[stream] = version
+        return AppendResult(stream, (position,), version)
+
+    def _past_ceiling(self, stream: str, p: Prepared, index: int) -> EventValidationError:
+        return EventValidationError(
+            f"this {p.type} would take the ledger's summed amounts (holds, "
+            f"settlements, repayments: {self.summed_minor:,} so far) past "
+            f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
+            field="amount_minor",
+            stream=stream,
+            index=index,
         )
 
     def _repeated(self, stream: str, prepared: Sequence[Prepared]) -> AppendResult | None:

@@ -153,14 +153,22 @@ def insert_rows(conn: sqlite3.Connection, params: Sequence[Any]) -> None:
         left -= size
 
 
+_STREAM_INSERTS: Final = {
+    n: "INSERT INTO streams (id, name) VALUES " + ",".join(["(?,?)"] * n)
+    for n in (1 << k for k in range(_MAX_ROWS_PER_INSERT.bit_length()))
+}
+
+
 def _insert_streams(conn: sqlite3.Connection, fresh: Sequence[Any]) -> None:
-    """Insert the ``streams`` rows ``fresh`` (number, name, number, name, ...)."""
+    """Insert the ``streams`` rows ``fresh`` (number, name, number, name, ...), in chunks of a
+    power of two rows as :func:`insert_rows` does."""
     start = 0
-    while start < len(fresh):
-        chunk = fresh[start : start + 2 * _MAX_ROWS_PER_INSERT]
-        values = ",".join(["(?,?)"] * (len(chunk) // 2))
-        conn.execute(f"INSERT INTO streams (id, name) VALUES {values}", chunk)
-        start += len(chunk)
+    left = len(fresh) // 2
+    while left:
+        size = min(_MAX_ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
+        conn.execute(_STREAM_INSERTS[size], fresh[start : start + 2 * size])
+        start += 2 * size
+        left -= size
 
 
 def in_clause(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:

@@ -1,6 +1,12 @@
-"""The raw ``sqlite3`` baseline the benchmarks measure payledger against: a plain connection on a
-table shaped like the store's ``events`` (same columns, same indexes, WAL, ``synchronous=FULL``)
-writing the same rows the cheap way (no validation, no concurrency check, no chain)."""
+"""The raw ``sqlite3`` baselines the benchmarks measure payledger against, each a plain
+connection in WAL mode with ``synchronous=FULL``:
+
+- :class:`Raw`: a table shaped like the store's ``events`` (same columns, same indexes, the
+  ``streams`` table beside it) written with the same rows the cheap way (no validation, no
+  concurrency check, no chain);
+- :class:`Lean`: the least an event log can be: ``(position, stream number, version, data,
+  hash)`` with one unique ``(stream number, version)`` index, written in the same groups the
+  store's group commits form, one transaction (one fsync) per group."""
 
 from __future__ import annotations
 
@@ -16,23 +22,31 @@ from ledger import open_store
 from ledger.events import DECODER, ENCODER, Event
 from ledger.store import to_micros
 
-__all__ = ["INSERT", "Raw", "events_ddl", "read_decode"]
+__all__ = ["INSERT", "LEAN_DDL", "Lean", "Raw", "events_ddl", "read_decode"]
 
 INSERT: Final = (
     "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
-    "event_id, correlation_id, causation_id, data, hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    "event_id, correlation_id, causation_id, data, hash, stream_no) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+LEAN_DDL: Final = (
+    "CREATE TABLE events (position INTEGER PRIMARY KEY, stream_no INTEGER NOT NULL, "
+    "version INTEGER NOT NULL, data TEXT NOT NULL, hash BLOB NOT NULL, "
+    "UNIQUE (stream_no, version))"
+)
+"""The lean events table: a stream number, a version, the data and a hash, nothing else."""
 
 
 async def events_ddl(tmp: Path) -> list[str]:
-    """The ``events`` table and its indexes, as a fresh store in ``tmp`` creates them."""
+    """The ``events`` and ``streams`` tables and their indexes, as a fresh store in ``tmp``
+    creates them."""
     path = tmp / "schema.db"
     async with open_store(path):
         pass
     conn = sqlite3.connect(path)
     try:
         rows = conn.execute(
-            "SELECT sql FROM sqlite_master WHERE tbl_name = 'events' "
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('events', 'streams') "
             "AND type IN ('table', 'index') AND sql IS NOT NULL "
             "ORDER BY type = 'index', name"
         ).fetchall()
@@ -52,14 +66,28 @@ class Raw:
             self.conn.execute(sql)
         self.position = 0
         self.versions: dict[str, int] = {}
+        self.numbers: dict[str, int] = {}
+        self.numbered = any("stream_no" in sql for sql in ddl)
+        """The table numbers streams (schema 4; a store of an older payledger does not)."""
+        self.insert = (
+            INSERT
+            if self.numbered
+            else INSERT.replace(", stream_no)", ")", 1).replace(",?)", ")", 1)
+        )
 
     def row(self, stream: str, event: Event) -> tuple[Any, ...]:
-        """The row the store would write, built the cheap way (no validation, no chain)."""
+        """The row the store would write, built the cheap way (no validation, no chain); a
+        stream seen for the first time is numbered in ``streams``."""
         data = ENCODER.encode(event)
         self.position += 1
         version = self.versions.get(stream, 0) + 1
         self.versions[stream] = version
-        return (
+        number = self.numbers.get(stream)
+        if number is None:
+            number = self.numbers[stream] = len(self.numbers) + 1
+            if self.numbered:
+                self.conn.execute("INSERT INTO streams (id, name) VALUES (?, ?)", (number, stream))
+        row = (
             self.position,
             stream,
             version,
@@ -73,26 +101,66 @@ class Raw:
             data.decode(),
             hashlib.sha256(data).digest(),
         )
+        return (*row, number) if self.numbered else row
 
     def commit(self, items: Sequence[tuple[str, Event]]) -> None:
         """Every item in one transaction (one ``executemany``, one fsync)."""
         self.conn.execute("BEGIN")
-        self.conn.executemany(INSERT, [self.row(s, e) for s, e in items])
+        self.conn.executemany(self.insert, [self.row(s, e) for s, e in items])
         self.conn.execute("COMMIT")
 
     def commit_each(self, items: Sequence[tuple[str, Event]]) -> None:
         """One transaction, and so one fsync, per event."""
         conn = self.conn
         for stream, event in items:
-            row = self.row(stream, event)
             conn.execute("BEGIN")
-            conn.execute(INSERT, row)
+            conn.execute(self.insert, self.row(stream, event))
             conn.execute("COMMIT")
 
     def commit_batches(self, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
         """One ``executemany`` in one transaction per batch."""
         for stream, events in batches:
             self.commit([(stream, e) for e in events])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class Lean:
+    """A plain ``sqlite3`` connection on the lean table (:data:`LEAN_DDL`)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute(LEAN_DDL)
+        self.position = 0
+        self.versions: dict[int, int] = {}
+        self.numbers: dict[str, int] = {}
+
+    def commit_groups(self, groups: Sequence[Sequence[tuple[str, Event]]]) -> int:
+        """Each group in one transaction (one ``executemany``, one fsync), its rows built the
+        cheap way: the event encoded, its stream numbered in a dict, SHA-256 of its data.
+        Returns the number of events written."""
+        conn = self.conn
+        numbers = self.numbers
+        versions = self.versions
+        for group in groups:
+            rows = []
+            for stream, event in group:
+                data = ENCODER.encode(event)
+                number = numbers.get(stream)
+                if number is None:
+                    number = numbers[stream] = len(numbers) + 1
+                version = versions[number] = versions.get(number, 0) + 1
+                self.position += 1
+                rows.append(
+                    (self.position, number, version, data.decode(), hashlib.sha256(data).digest())
+                )
+            conn.execute("BEGIN")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)", rows)
+            conn.execute("COMMIT")
+        return self.position
 
     def close(self) -> None:
         self.conn.close()

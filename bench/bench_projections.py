@@ -48,7 +48,8 @@ async def _build(path: Path, count: int, seed: int) -> None:
 
 def _raw_account_stream(conn: sqlite3.Connection, account_id: str, position: int) -> int:
     rows = conn.execute(
-        "SELECT data FROM events WHERE stream = ? AND position <= ? ORDER BY version",
+        "SELECT data FROM events WHERE stream_no = (SELECT id FROM streams WHERE name = ?) "
+        "AND position <= ? ORDER BY version",
         (f"account-{account_id}", position),
     ).fetchall()
     for (data,) in rows:

@@ -59,7 +59,8 @@ _COLUMNS: Final = (
     "event_id, correlation_id, causation_id, data"
 )
 _RAW_STREAM: Final = (
-    f"SELECT {_COLUMNS} FROM events WHERE stream = ? AND position <= ? ORDER BY version"
+    f"SELECT {_COLUMNS} FROM events WHERE stream_no = (SELECT id FROM streams WHERE name = ?) "
+    "AND position <= ? ORDER BY version"
 )
 _RAW_CHILD: Final = f"""
 import sqlite3, sys

@@ -39,20 +39,19 @@ def chain_hash(
     schema: int,
     data: str,
 ) -> bytes:
-    """SHA-256 over the previous hash and the event's canonical bytes."""
-    head = "\x1f".join(
-        (
-            str(position),
-            stream,
-            str(version),
-            event_id,
-            correlation_id or "",
-            causation_id or "",
-            str(recorded_us),
-            str(schema),
-        )
-    )
-    return hashlib.sha256(prev + head.encode() + b"\x1e" + data.encode()).digest()
+    """SHA-256 over the previous hash and the event's canonical bytes: ``prev``, then the
+    UTF-8 of position, stream, version, event id, correlation id, causation id, recorded_at
+    (microseconds) and schema joined by U+001F, U+001E, and the event's JSON."""
+    return _sha256(
+        prev
+        + (
+            f"{position}\x1f{stream}\x1f{version}\x1f{event_id}\x1f{correlation_id or ''}"
+            f"\x1f{causation_id or ''}\x1f{recorded_us}\x1f{schema}\x1e{data}"
+        ).encode()
+    ).digest()
+
+
+_sha256 = hashlib.sha256
 
 
 # --- the batch planner ---------------------------------------------------------------------
@@ -136,6 +135,134 @@ class Planner:
         self, stream: str, prepared: Sequence[Prepared], expected_version: int | None
     ) -> AppendResult:
         """Plan one call; raises :class:`ConcurrencyError` or :class:`DuplicateEventError`."""
+        if self.stored:  # (no event stored or planned under an explicit id: nothing to repeat)
+            duplicate = self._repeated(stream, prepared)
+            if duplicate is not None:
+                return duplicate
+        current = self.versions.get(stream, 0)
+        if expected_version is not None and expected_version != current:
+            raise ConcurrencyError(stream, expected_version, current)
+        if len(prepared) == 1:
+            return self._plan_one(stream, prepared[0], current)
+        summed = self.summed_minor
+        for index, p in enumerate(prepared):
+            if p.summed_minor:
+                summed += p.summed_minor
+                if summed > MAX_SUMMED_MINOR:
+                    raise self._past_ceiling(stream, p, index)
+        position, prev, version = self.head_position, self.head_hash, current
+        first = position + 1
+        rows = self.rows
+        mark = len(rows)
+        default_recorded = self.recorded_us
+        try:
+            for p in prepared:
+                position += 1
+                version += 1
+                recorded = p.recorded_us if p.recorded_us is not None else default_recorded
+                prev = chain_hash(
+                    prev,
+                    position,
+                    p.stream,
+                    version,
+                    p.event_id,
+                    p.correlation_id,
+                    p.causation_id,
+                    recorded,
+                    p.schema,
+                    p.data,
+                )
+                rows.append(
+                    (
+                        position,
+                        p.stream,
+                        version,
+                        p.type,
+                        p.schema,
+                        p.occurred_us,
+                        recorded,
+                        p.event_id,
+                        p.correlation_id,
+                        p.causation_id,
+                        p.data,
+                        prev,
+                    )
+                )
+        except BaseException:
+            del rows[mark:]  # the planner as it was before the call
+            raise
+        # the plan of this call holds; remember explicit ids, which a later call may repeat
+        for row, p in zip(rows[mark:], prepared, strict=True):
+            if p.explicit_id:
+                self.stored[p.event_id] = Stored(row[0], p.stream, row[2], p.data)
+        self.head_position, self.head_hash = position, prev
+        self.summed_minor = summed
+        self.versions[stream] = version
+        return AppendResult(
+            stream=stream, positions=tuple(range(first, position + 1)), version=version
+        )
+
+    def _plan_one(self, stream: str, p: Prepared, current: int) -> AppendResult:
+        """:meth:`plan` for a call of one event (the common case, kept short): the same
+        checks, row, hash and bookkeeping."""
+        summed = self.summed_minor
+        if p.summed_minor:
+            summed += p.summed_minor
+            if summed > MAX_SUMMED_MINOR:
+                raise self._past_ceiling(stream, p, 0)
+        position = self.head_position + 1
+        version = current + 1
+        recorded = p.recorded_us if p.recorded_us is not None else self.recorded_us
+        digest = chain_hash(
+            self.head_hash,
+            position,
+            p.stream,
+            version,
+            p.event_id,
+            p.correlation_id,
+            p.causation_id,
+            recorded,
+            p.schema,
+            p.data,
+        )
+        self.rows.append(
+            (
+                position,
+                p.stream,
+                version,
+                p.type,
+                p.schema,
+                p.occurred_us,
+                recorded,
+                p.event_id,
+                p.correlation_id,
+                p.causation_id,
+                p.data,
+                digest,
+            )
+        )
+        if p.explicit_id:
+            self.stored[p.event_id] = Stored(position, p.stream, version, p.data)
+        self.head_position = position
+        self.head_hash = digest
+        self.summed_minor = summed
+        self.versions[stream] = version
+        return AppendResult(stream, (position,), version)
+
+    def _past_ceiling(self, stream: str, p: Prepared, index: int) -> EventValidationError:
+        return EventValidationError(
+            f"this {p.type} would take the ledger's summed amounts (holds, "
+            f"settlements, repayments: {self.summed_minor:,} so far) past "
+            f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
+            field="amount_minor",
+            stream=stream,
+            index=index,
+        )
+
+    def _repeated(self, stream: str, prepared: Sequence[Prepared]) -> AppendResult | None:
+        """The result of a call whose events are all stored already (a retry), or None when
+        none is; raises :class:`DuplicateEventError` for a call that mixes stored and new
+        events, or repeats an id with other content."""
         stored = [self.stored.get(p.event_id) if p.explicit_id else None for p in prepared]
         if any(hit is not None for hit in stored):
             for p, hit in zip(prepared, stored, strict=True):
@@ -157,67 +284,7 @@ class Planner:
                 version=max(h.version for h in stored if h is not None),
                 duplicate=True,
             )
-        current = self.versions.get(stream, 0)
-        if expected_version is not None and expected_version != current:
-            raise ConcurrencyError(stream, expected_version, current)
-        summed = self.summed_minor
-        for index, p in enumerate(prepared):
-            if p.summed_minor:
-                summed += p.summed_minor
-                if summed > MAX_SUMMED_MINOR:
-                    raise EventValidationError(
-                        f"this {p.type} would take the ledger's summed amounts (holds, "
-                        f"settlements, repayments: {self.summed_minor:,} so far) past "
-                        f"{MAX_SUMMED_MINOR:,}, more than its projections can add up",
-                        field="amount_minor",
-                        stream=stream,
-                        index=index,
-                    )
-        positions = []
-        position, prev, version = self.head_position, self.head_hash, current
-        rows = []
-        for p in prepared:
-            position += 1
-            version += 1
-            recorded = p.recorded_us if p.recorded_us is not None else self.recorded_us
-            prev = chain_hash(
-                prev,
-                position,
-                p.stream,
-                version,
-                p.event_id,
-                p.correlation_id,
-                p.causation_id,
-                recorded,
-                p.schema,
-                p.data,
-            )
-            rows.append(
-                (
-                    position,
-                    p.stream,
-                    version,
-                    p.type,
-                    p.schema,
-                    p.occurred_us,
-                    recorded,
-                    p.event_id,
-                    p.correlation_id,
-                    p.causation_id,
-                    p.data,
-                    prev,
-                )
-            )
-            positions.append(position)
-        # commit the plan of this call; remember explicit ids, which a later call may repeat
-        for p, pos, row in zip(prepared, positions, rows, strict=True):
-            if p.explicit_id:
-                self.stored[p.event_id] = Stored(pos, p.stream, row[2], p.data)
-        self.rows.extend(rows)
-        self.head_position, self.head_hash = position, prev
-        self.summed_minor = summed
-        self.versions[stream] = version
-        return AppendResult(stream=stream, positions=tuple(positions), version=version)
+        return None
 
 
 def plan_import(planner: Planner, item: ImportItem, prepared: Prepared) -> AppendResult:

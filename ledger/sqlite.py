@@ -3,18 +3,23 @@
 The append path, in one place:
 
 1. ``append`` validates and encodes its events in the caller's task (:func:`store.prepare`).
-2. It queues a request and waits for the write lock. Whoever holds the lock takes *every* queued
-   request and commits them in one job of the writer's thread (:mod:`._sqlite.writer`):
-   ``BEGIN IMMEDIATE``, the planning query, the :class:`store.Planner`, the inserts, ``COMMIT``.
-3. ``COMMIT`` (``synchronous=FULL``: the WAL is fsynced) and every request is answered.
+2. It queues a request and waits for its own future. The first request queued while the writer
+   is idle posts a *drain* to the writer's thread; the drain takes *every* queued request and
+   commits them as one group (:mod:`._sqlite.writer`): ``BEGIN IMMEDIATE``, the planning query,
+   the :class:`store.Planner`, the inserts, ``COMMIT``; then takes what was queued meanwhile,
+   until nothing is left (or other jobs wait: it then posts itself behind them).
+3. ``COMMIT`` (``synchronous=FULL``: the WAL is fsynced), then one call back into the event
+   loop answers the whole group: each waiting task is woken once, by its own future.
 
 Positions are assigned under SQLite's write lock from the committed head, so they stay
 gap-free across processes; a crash before ``COMMIT`` leaves nothing of the group.
 
-Cancellation: a request not yet taken into a group is withdrawn (nothing appended); once taken,
-its group's job runs to its end in the writer's thread and the call returns what it stored, so a
-cancelled call leaves the store exactly as before it or exactly as after it. An import cancelled
-before its ``COMMIT`` is rolled back, in the thread that began it (:mod:`._sqlite.thread`).
+Cancellation: a request not yet taken into a group is withdrawn (nothing appended; taking and
+withdrawing are one lock's work, so never both); once taken, its group runs to its end in the
+writer's thread and the call returns what it stored, so a cancelled call leaves the store exactly
+as before it or exactly as after it. An import holds the drains off while its transaction is
+open; cancelled before its ``COMMIT``, it is rolled back, in the thread that began it
+(:mod:`._sqlite.thread`).
 
 The file's layout, creation and opening are in :mod:`._sqlite.schema`; reads that refuse to
 answer from part of a damaged log in :mod:`._sqlite.reads`; ``verify`` in :mod:`._sqlite.verify`.
@@ -22,13 +27,16 @@ answer from part of a damaged log in :mod:`._sqlite.reads`; ``verify`` in :mod:`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import aiosqlite
 import anyio
@@ -38,6 +46,7 @@ from ._merkle.tree import NodeId
 from ._sqlite import indexed, reads, writer
 from ._sqlite.connections import open_connections
 from ._sqlite.errors import translate
+from ._sqlite.layout import Layout
 from ._sqlite.schema import APPLICATION_ID, SCHEMA_VERSION, TREE_THRESHOLD
 from ._sqlite.states import SQLiteStates
 from ._sqlite.thread import ConnectionThread
@@ -52,7 +61,6 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
-    Planner,
     RawRow,
     Record,
     prepare_append,
@@ -66,16 +74,14 @@ add_verify_check = _add_check
 """Register a check that ``verify`` runs once the log and the file have passed (the hook for
 checking the projection tables against a fold of the log): ``async (fetch) -> report | None``."""
 
-_GATHER_PASSES: Final = 4
-"""How many times a group commit's leader yields to let more appends join its group."""
-
 
 class SQLiteEventStore(EventStore):
     """The event store in one SQLite file. Open it with :func:`ledger.open_store`.
 
     Reads go through an aiosqlite connection. Writes go through one plain ``sqlite3``
-    connection owned by the writer's thread (:class:`._sqlite.thread.ConnectionThread`), one
-    thread hop per group commit, serialized by the store's write lock.
+    connection owned by the writer's thread (:class:`._sqlite.thread.ConnectionThread`): group
+    commits are drained there from the queue of appends (see the module docstring); imports,
+    derived-state commits and ``aclose`` take the store's write lock.
     """
 
     def __init__(
@@ -90,11 +96,18 @@ class SQLiteEventStore(EventStore):
         self.path = path
         self.readonly = readonly
         self.schema_version = schema_version
+        self.layout = Layout(schema_version)
         self._thread = thread
         self._reader = reader
         self._queue: list[writer.Request] = []
+        self._queue_lock = threading.Lock()
+        """Guards the queue, :attr:`_draining` and :attr:`_held` (the event loop's thread and
+        the writer's both use them)."""
+        self._draining = False
+        """A drain is posted or running: it takes what is queued, so no other is posted."""
+        self._held = 0
+        """Imports (and ``aclose``) holding the drains off: no group commit meanwhile."""
         self._write_lock = anyio.Lock()
-        self._turn = anyio.Event()
         self._appended = anyio.Event()
         self._closed = False
         self._census_done = False
@@ -131,13 +144,18 @@ class SQLiteEventStore(EventStore):
         self._closed = True
         try:
             with anyio.CancelScope(shield=True):
-                async with self._write_lock:  # an import or a group commit finishes first
-                    self._end_turn()
+                async with self._write_lock:  # an import or a derived-state commit ends first
+                    with self._queue_lock:
+                        self._held += 1  # no group commit from now on
+                        left, self._queue = self._queue, []
+                    for request in left:  # never taken into a group: nothing appended
+                        request.error = StoreClosedError(f"{self.path}: the store is closed")
+                    self._resolve(left)
         finally:
             with anyio.CancelScope(shield=True):
                 await self._reader.close()
             if self._thread is not None:
-                await self._thread.close()  # after every job queued before it
+                await self._thread.close()  # after the group commit under way, if any
 
     def _check_open(self) -> None:
         if self._closed:
@@ -161,7 +179,7 @@ class SQLiteEventStore(EventStore):
         causation_id: str | None = None,
         event_ids: Sequence[str | uuid.UUID] | None = None,
     ) -> AppendResult:
-        self._writable()
+        thread = self._writable()
         prepared = prepare_append(
             stream,
             events,
@@ -175,35 +193,23 @@ class SQLiteEventStore(EventStore):
             if expected_version is not None and expected_version != version:
                 raise ConcurrencyError(stream, expected_version, version)
             return AppendResult(stream=stream, positions=(), version=version)
-        request = writer.Request(stream, prepared, expected_version)
-        self._queue.append(request)
+        future = asyncio.get_running_loop().create_future()
+        request = writer.Request(stream, prepared, expected_version, future)
+        with self._queue_lock:
+            self._queue.append(request)
+            post = not self._draining and not self._held
+            if post:
+                self._draining = True
+        if post:
+            thread.post(self._drain)
         try:
-            while not request.done:
-                if self._write_lock.locked():
-                    # A leader is committing: wait for its turn to end, then look again.
-                    await self._turn.wait()
-                    continue
-                async with self._write_lock:
-                    try:
-                        # Let the tasks the last commit woke queue their next appends, so the
-                        # group is as large as the load: yield to them until a pass brings no
-                        # new request (a few passes at most, so a steady stream of appends
-                        # cannot hold a group back).
-                        queued = -1
-                        for _ in range(_GATHER_PASSES):
-                            if len(self._queue) == queued:
-                                break
-                            queued = len(self._queue)
-                            await anyio.lowlevel.checkpoint()
-                        self._check_open()
-                        batch, self._queue = self._queue, []
-                        if batch:
-                            await self._commit(batch)
-                    finally:
-                        self._end_turn()
+            await future
         except BaseException:
-            if request in self._queue:  # never taken into a group: nothing appended
-                self._queue.remove(request)
+            with self._queue_lock:
+                withdrawn = request in self._queue
+                if withdrawn:  # never taken into a group: nothing appended
+                    self._queue.remove(request)
+            if withdrawn:
                 raise
             await self._finish(request)  # taken: its group commits or fails as a whole
             if request.result is None:
@@ -215,40 +221,81 @@ class SQLiteEventStore(EventStore):
 
     async def _finish(self, request: writer.Request) -> None:
         """Wait, through cancellation, until the group that took ``request`` has ended."""
+        loop = asyncio.get_running_loop()
         while not request.done:
+            request.waiter = loop.create_future()
             try:
                 with anyio.CancelScope(shield=True):
-                    await self._turn.wait()
+                    await request.waiter
             except anyio.get_cancelled_exc_class():  # asyncio's own cancellation
                 continue
 
-    async def _commit(self, batch: list[writer.Request]) -> None:
-        thread = self._writable()
+    def _drain(self, conn: sqlite3.Connection | None) -> None:
+        """In the writer's thread: commit what is queued, group after group, until the queue
+        is empty or an import holds the drains off; when other jobs wait (a derived-state
+        commit, the close), post itself behind them instead of going on."""
+        assert self._thread is not None
+        while True:
+            with self._queue_lock:
+                if self._held or not self._queue:
+                    self._draining = False
+                    return
+                batch, self._queue = self._queue, []
+            self._commit(conn, batch)
+            if self._thread.busy():
+                self._thread.post(self._drain)
+                return
+
+    def _commit(self, conn: sqlite3.Connection | None, batch: list[writer.Request]) -> None:
+        """In the writer's thread: one group commit, then one call back into the event loop
+        that answers every request of the group."""
         try:
-            await thread.run_through(writer.commit_group, batch)
+            if conn is None:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            writer.commit_group(conn, batch)
         except sqlite3.Error as e:
             error = translate(e, f"{self.path}: append", self.path)
             error.__cause__ = e
             for request in batch:
                 request.error = error
-        except BaseException as e:
+        except BaseException as e:  # handed to the waiting tasks
             for request in batch:
                 request.error = e
-            raise
-        finally:
-            for request in batch:
-                request.done = True
-        self._notify()
+        loop = batch[0].future.get_loop()
+        with contextlib.suppress(RuntimeError):  # the event loop is gone: nobody waits
+            loop.call_soon_threadsafe(self._resolve, batch)
+
+    def _resolve(self, batch: list[writer.Request]) -> None:
+        """In the event loop: mark every request of ``batch`` done and wake its task."""
+        for request in batch:
+            request.done = True
+            if not request.future.done():
+                request.future.set_result(None)
+            waiter = request.waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if batch:
+            self._notify()
+
+    def _hold(self) -> None:
+        """Hold the drains off (an import's transaction spans several jobs of the thread; a
+        drain that starts meanwhile leaves the queue as it is)."""
+        with self._queue_lock:
+            self._held += 1
+
+    def _release(self) -> None:
+        """Let the drains go on, and post one for what was queued meanwhile."""
+        with self._queue_lock:
+            self._held -= 1
+            post = not self._held and bool(self._queue) and not self._draining
+            if post:
+                self._draining = True
+        if post and self._thread is not None:
+            self._thread.post(self._drain)
 
     def _notify(self) -> None:
         self._appended.set()
         self._appended = anyio.Event()
-
-    def _end_turn(self) -> None:
-        """Wake the appends waiting for the write lock's holder (a group commit, an import or
-        ``aclose``) to finish; every holder calls it before it lets the lock go."""
-        self._turn.set()
-        self._turn = anyio.Event()
 
     async def import_events(
         self, items: Iterable[ImportItem] | AsyncIterable[ImportItem], *, chunk: int = 5000
@@ -256,16 +303,17 @@ class SQLiteEventStore(EventStore):
         thread = self._writable()
         totals = writer.ImportTotals()
         async with self._write_lock:
+            self._hold()
             try:
                 self._check_open()
                 try:
                     try:
                         await thread.run(writer.begin)
-                        planner: Planner | None = None
+                        plan: writer.Plan | None = None
                         async for batch in writer.chunks(items, chunk):
                             prepared = [prepare_import(item) for item in batch]
-                            planner = await thread.run(
-                                writer.plan_chunk, planner, batch, prepared, totals
+                            plan = await thread.run(
+                                writer.plan_chunk, plan, batch, prepared, totals
                             )
                         # A cancellation that came before COMMIT rolls the import back.
                         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -278,7 +326,7 @@ class SQLiteEventStore(EventStore):
                 except sqlite3.Error as e:
                     raise translate(e, f"{self.path}: import", self.path) from e
             finally:
-                self._end_turn()
+                self._release()
         self._notify()
         return ImportResult(
             appended=totals.appended,
@@ -332,7 +380,9 @@ class SQLiteEventStore(EventStore):
     async def read_stream(
         self, stream: str, from_version: int = 1, *, to_position: int | None = None
     ) -> AsyncIterator[Record]:
-        async for record in reads.read_versions(self._fetch, stream, from_version, to_position):
+        async for record in reads.read_versions(
+            self._fetch, self.layout, stream, from_version, to_position
+        ):
             yield record
 
     async def read_streams(
@@ -345,7 +395,7 @@ class SQLiteEventStore(EventStore):
         names = sorted(set(streams))
         if not names:
             return
-        in_streams, params = writer.in_clause("stream", names)
+        in_streams, params = self.layout.streams_in(names)
         async for record in reads.read_filtered(
             self._fetch, in_streams, params, from_position, to_position
         ):
@@ -362,7 +412,9 @@ class SQLiteEventStore(EventStore):
         from_position: int = 1,
         to_position: int | None = None,
     ) -> AsyncIterator[Record]:
-        where, params = reads.query_clauses(stream, types, since, until, correlation_id)
+        where, params = reads.query_clauses(
+            self.layout, stream, types, since, until, correlation_id
+        )
         async for record in reads.read_filtered(
             self._fetch, where, params, from_position, to_position
         ):
@@ -396,11 +448,11 @@ class SQLiteEventStore(EventStore):
         to_position: int | None = None,
     ) -> dict[str, tuple[int, int]]:
         return await indexed.stream_bounds(
-            self._guarded, prefix, types=types, to_position=to_position
+            self._guarded, self.layout, prefix, types=types, to_position=to_position
         )
 
     async def last_event(self, stream: str, *, to_position: int | None = None) -> Record | None:
-        return await indexed.last_event(self._fetch, stream, to_position)
+        return await indexed.last_event(self._fetch, self.layout, stream, to_position)
 
     async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
         return await indexed.payments_of(self._fetch, account_id, to_position)
@@ -459,21 +511,20 @@ class SQLiteEventStore(EventStore):
         transaction always ends in the thread that began it, cancelled or not)."""
         thread = self._writable()
         async with self._write_lock:
+            self._check_open()
             try:
-                self._check_open()
-                try:
-                    return await thread.run(fn)
-                except sqlite3.Error as e:
-                    raise translate(e, f"{self.path}: derived state", self.path) from e
-            finally:
-                self._end_turn()
+                return await thread.run(fn)
+            except sqlite3.Error as e:
+                raise translate(e, f"{self.path}: derived state", self.path) from e
 
     async def head(self) -> int:
         rows = await self._fetch("SELECT position FROM ledger_head WHERE id = 1", ())
         return int(rows[0][0])
 
     async def stream_version(self, stream: str) -> int:
-        rows = await self._fetch("SELECT MAX(version) FROM events WHERE stream = ?", (stream,))
+        rows = await self._fetch(
+            f"SELECT MAX(version) FROM events WHERE {self.layout.stream_is}", (stream,)
+        )
         value = rows[0][0]
         return int(value) if value is not None else 0
 

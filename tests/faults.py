@@ -116,7 +116,7 @@ def _pages(path: Path, name: str, kind: str) -> list[int]:
 def damage(source: Path, target: Path, how: str) -> None:
     """A copy of the (closed, checkpointed) store ``source`` at ``target``, damaged ``how``:
     ``leaf`` (an events page zeroed mid-file), ``interior`` (an events interior page's cell
-    pointers overwritten), ``index`` (bytes of an events_by_type page overwritten),
+    pointers overwritten), ``index`` (bytes of a page of the event-id index overwritten),
     ``truncate`` (the last page cut off), ``schema`` (the schema page's cells overwritten,
     the 100-byte header kept), ``header`` (the first 100 bytes overwritten)."""
     shutil.copyfile(source, target)
@@ -131,7 +131,7 @@ def damage(source: Path, target: Path, how: str) -> None:
             f.seek((page - 1) * page_size + 12)
             f.write(b"\x5a\xa5" * 8)
         elif how == "index":
-            pages = _pages(source, "events_by_type", "leaf")
+            pages = _pages(source, "sqlite_autoindex_events_1", "leaf")
             f.seek((pages[len(pages) // 2] - 1) * page_size + page_size - 200)
             f.write(bytes(range(7, 7 + 16)))
         elif how == "truncate":

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import timedelta
+from pathlib import Path
 
 import anyio
 import pytest
 from backends import Backend, Place
+from old_stores import downgrade
 from pg_support import admin, downgrade_to_2
 from store_contract import T0, collect
 
 from ledger import EventValidationError, FormatError, ImportItem
+from ledger._pg.schema import SCHEMA_VERSION as PG_SCHEMA_VERSION
 from ledger.events import PaymentAuthorized, PaymentSettled, RepaymentMade
+from ledger.sqlite import SCHEMA_VERSION
 from projections import Projector
 
 pytestmark = pytest.mark.anyio
@@ -146,13 +150,7 @@ async def test_rebuild_folds_a_store_at_the_ceiling(backend: Backend) -> None:
 async def _to_schema_1(place: Place) -> None:
     """Make the store at ``place`` what schema 1 wrote: no running total (nor anything later)."""
     if place.kind == "sqlite":
-        db = sqlite3.connect(place.target)
-        db.execute("ALTER TABLE ledger_head DROP COLUMN summed_minor")
-        db.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
-        db.execute("DROP TABLE ledger_tree")
-        db.execute("PRAGMA user_version = 1")
-        db.commit()
-        db.close()
+        downgrade(Path(place.target), 1)
         return
     async with admin(place.target) as conn:
         await downgrade_to_2(conn)
@@ -194,4 +192,5 @@ async def test_a_schema_1_store_gets_its_running_total_when_opened(backend: Back
                 await store.append("payment-P2", [_settled("P2", BIG)])
             await store.append("payment-P2", [_settled("P2", 1)])
             assert (await store.verify()).ok
-        assert await _head_summed_and_version(place) == (BIG + 4, 3)
+        expected = SCHEMA_VERSION if place.kind == "sqlite" else PG_SCHEMA_VERSION
+        assert await _head_summed_and_version(place) == (BIG + 4, expected)

@@ -77,7 +77,7 @@ def test_verify_names_a_damaged_index_and_its_first_position(
     damage(db, copy, "index")
     code, out, _ = cli("--db", str(copy), "verify", "--json")
     assert code == 1
-    assert '"damaged":"index events_by_type' in out, out
+    assert '"damaged":"index sqlite_autoindex_events_1' in out, out
     assert re.search(r'"first_bad_position":\d+', out), out
 
 

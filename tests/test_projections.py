@@ -651,8 +651,10 @@ def _raw_append(path: Path, stream: str, type_name: str, schema: int, data: dict
     """Write an event row the way an older or newer payledger would have (a raw insert)."""
     with sqlite3.connect(path) as conn:
         position, prev = conn.execute("SELECT position, hash FROM ledger_head").fetchone()
+        conn.execute("INSERT OR IGNORE INTO streams (name) VALUES (?)", (stream,))
+        (number,) = conn.execute("SELECT id FROM streams WHERE name = ?", (stream,)).fetchone()
         version = conn.execute(
-            "SELECT coalesce(max(version), 0) FROM events WHERE stream = ?", (stream,)
+            "SELECT coalesce(max(version), 0) FROM events WHERE stream_no = ?", (number,)
         ).fetchone()[0]
         position += 1
         payload = json.dumps({"type": type_name, **data})
@@ -662,7 +664,7 @@ def _raw_append(path: Path, stream: str, type_name: str, schema: int, data: dict
             prev, position, stream, version + 1, eid, None, None, occurred, schema, payload
         )
         conn.execute(
-            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
+            "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?, ?)",
             (
                 position,
                 stream,
@@ -674,6 +676,7 @@ def _raw_append(path: Path, stream: str, type_name: str, schema: int, data: dict
                 eid,
                 payload,
                 digest,
+                number,
             ),
         )
         (kept,) = conn.execute("SELECT frontier FROM ledger_head").fetchone()

@@ -202,7 +202,8 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         assert line, proc.stderr.read() if proc.stderr else "the writer died"
         lines.append(line)
     os.kill(proc.pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=60)
+    out = proc.stdout.read()  # (through the reader that may already hold the next lines)
+    proc.communicate(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     lines.extend(out.splitlines(keepends=True))
     acked = _acks(lines)
@@ -241,7 +242,7 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         (
             [
                 "INSERT INTO events SELECT 14, stream, version + 1, type, schema, occurred_at, "
-                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash "
+                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash, stream_no "
                 "FROM events WHERE position = 13"
             ],
             14,
@@ -249,7 +250,7 @@ def test_killed_writer_loses_no_acknowledged_append(tmp_path: Path) -> None:
         (
             [
                 "INSERT INTO events SELECT 20, stream, version + 1, type, schema, occurred_at, "
-                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash "
+                "recorded_at, 'e' || event_id, correlation_id, causation_id, data, hash, stream_no "
                 "FROM events WHERE position = 13"
             ],
             14,

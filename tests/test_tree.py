@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 from backends import Backend
+from old_stores import downgrade
 from store_contract import opened, requested
 
 from ledger import ImportItem, open_store
@@ -81,12 +82,7 @@ async def test_an_older_sqlite_store_gets_its_tree_when_opened_for_writing(
     db = tmp_path / "ledger.db"
     async with open_store(db) as store:
         await _build(store, 7)
-    conn = sqlite3.connect(db)
-    conn.execute("ALTER TABLE ledger_head DROP COLUMN frontier")
-    conn.execute("DROP TABLE ledger_tree")
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
+    downgrade(db, 2)
     async with open_store(db, readonly=True) as store:  # read as it is: folded from the leaves
         assert store.tree_threshold is None
         await _check(store, 7)

@@ -12,6 +12,7 @@ from typing import Any, Final
 import msgspec
 
 from ..store import RawRow, Record, record_from_row
+from .layout import Layout
 from .reads import SELECT, Fetch, short_read
 from .writer import in_clause
 
@@ -65,6 +66,7 @@ async def read_rows(
 
 async def stream_bounds(
     fetch: Fetch,
+    layout: Layout,
     prefix: str,
     *,
     types: Collection[str] | None = None,
@@ -72,6 +74,8 @@ async def stream_bounds(
 ) -> dict[str, tuple[int, int]]:
     end = _NO_END if to_position is None else to_position
     low, high = prefix, _after_prefix(prefix)
+    if layout.numbered:
+        return await _numbered_bounds(fetch, layout, low, high, types, end)
     if types is None:
         rows = await fetch(
             "SELECT stream, MIN(position), MAX(position) FROM events "
@@ -92,10 +96,44 @@ async def stream_bounds(
     return {str(stream): (int(first), int(last)) for stream, first, last in rows}
 
 
-async def last_event(fetch: Fetch, stream: str, to_position: int | None) -> Record | None:
+async def _numbered_bounds(
+    fetch: Fetch,
+    layout: Layout,
+    low: str,
+    high: str,
+    types: Collection[str] | None,
+    end: int,
+) -> dict[str, tuple[int, int]]:
+    """:func:`stream_bounds` on schema 4: the streams by name in ``streams``, their events by
+    number (``CROSS JOIN`` keeps that order), those of some types through the partial index."""
+    if types is None:
+        rows = await fetch(
+            "SELECT s.name, MIN(e.position), MAX(e.position) "
+            "FROM streams s CROSS JOIN events e ON e.stream_no = s.id "
+            "WHERE s.name >= ? AND s.name < ? AND e.position <= ? GROUP BY s.name",
+            (low, high, end),
+        )
+    else:
+        in_types, type_params = layout.types_in(types)
+        rows = await fetch(
+            "SELECT s.name, "
+            "(SELECT MIN(e.position) FROM events e WHERE e.stream_no = h.stream_no), "
+            "(SELECT e.position FROM events e WHERE e.stream_no = h.stream_no "
+            "AND e.position <= ? ORDER BY e.version DESC LIMIT 1) "
+            f"FROM (SELECT DISTINCT stream_no FROM events{layout.by_types(types)} "
+            f"WHERE {in_types} AND position <= ? AND stream >= ? AND stream < ?) h "
+            "CROSS JOIN streams s ON s.id = h.stream_no",
+            (end, *type_params, end, low, high),
+        )
+    return {str(stream): (int(first), int(last)) for stream, first, last in rows}
+
+
+async def last_event(
+    fetch: Fetch, layout: Layout, stream: str, to_position: int | None
+) -> Record | None:
     end = _NO_END if to_position is None else to_position
     rows = await fetch(
-        f"{SELECT} WHERE stream = ? AND position <= ? ORDER BY version DESC LIMIT 1",
+        f"{SELECT} WHERE {layout.stream_is} AND position <= ? ORDER BY version DESC LIMIT 1",
         (stream, end),
     )
     return record_from_row(rows[0]) if rows else None

@@ -13,7 +13,7 @@ from typing import Any, Final, Protocol
 
 from ..errors import DamagedStoreError
 from ..store import Record, record_from_row, to_micros
-from .writer import in_clause
+from .layout import Layout
 
 __all__ = [
     "SELECT",
@@ -85,11 +85,11 @@ async def read_range(
 
 
 async def read_versions(
-    fetch: Fetch, stream: str, from_version: int, to_position: int | None
+    fetch: Fetch, layout: Layout, stream: str, from_version: int, to_position: int | None
 ) -> AsyncIterator[Record]:
     """The events of one stream, versions ``from_version``, ``from_version + 1``, ... with no
     version skipped (a skip is damage: versions are gap-free)."""
-    sql = f"{SELECT} WHERE stream = ? AND version >= ?"
+    sql = f"{SELECT} WHERE {layout.stream_is} AND version >= ?"
     if to_position is not None:
         sql += " AND position <= ?"
     sql += " ORDER BY version LIMIT 1000"
@@ -199,6 +199,7 @@ async def census(fetch: Fetch) -> int:
 
 
 def query_clauses(
+    layout: Layout,
     stream: str | None,
     types: Sequence[str] | None,
     since: datetime | None,
@@ -209,10 +210,10 @@ def query_clauses(
     clauses: list[str] = []
     params: list[Any] = []
     if stream is not None:
-        clauses.append("stream = ?")
+        clauses.append(layout.stream_is)
         params.append(stream)
     if types:
-        in_types, type_params = in_clause("type", types)
+        in_types, type_params = layout.types_in(types)
         clauses.append(in_types)
         params.extend(type_params)
     if since is not None:

@@ -1,4 +1,5 @@
-"""The store's file: its tables, how a store is created and how one is opened.
+"""The store's file: how a store is created and how one is opened (its tables are in
+:mod:`.tables`, the migrations from older schemas in :mod:`.migrate`).
 
 **Creation is atomic.** A store never appears half-made at its path: the schema is built in a
 private file beside it (``.<name>.<random>.creating``, same directory, so same file system),
@@ -28,14 +29,23 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
-from .._merkle.frontier import Frontier
-from .._merkle.plan import DEFAULT_THRESHOLD
 from ..errors import NotALedgerError, SchemaVersionError, StoreError
-from ..store import MAX_SUMMED_MINOR, SUMMED_TYPES, Durability
+from ..store import Durability
+from .migrate import migrate
+from .tables import (
+    APPLICATION_ID,
+    DDL,
+    INDEX_FILTERS,
+    OLD_INDEX_FILTERS,
+    SCHEMA_VERSION,
+    TREE_THRESHOLD,
+)
 
 __all__ = [
     "APPLICATION_ID",
     "DDL",
+    "INDEX_FILTERS",
+    "OLD_INDEX_FILTERS",
     "SCHEMA_VERSION",
     "TREE_THRESHOLD",
     "create_store_file",
@@ -46,76 +56,6 @@ __all__ = [
     "wal_holds_events",
     "writable_uri",
 ]
-
-APPLICATION_ID: Final = 0x50594C47  # "PYLG"
-SCHEMA_VERSION: Final = 3
-"""1: the first schema. 2: ``ledger_head.summed_minor``, the running total of the amounts the
-projections add up (``ledger.store.SUMMED_TYPES``). 3: the log's Merkle tree
-(:mod:`ledger.tree`): ``ledger_tree`` keeps its perfect subtrees at ``level >=``
-:data:`TREE_THRESHOLD` and ``ledger_head.frontier`` its right edge. A store of an older schema is
-migrated when it is first opened for writing (read-only, it is read as it is)."""
-
-TREE_THRESHOLD: Final = DEFAULT_THRESHOLD
-
-_SUMMED_IN: Final = ", ".join(f"'{name}'" for name in sorted(SUMMED_TYPES))
-
-DDL: Final = (
-    """CREATE TABLE IF NOT EXISTS events (
-    position       INTEGER PRIMARY KEY,
-    stream         TEXT    NOT NULL,
-    version        INTEGER NOT NULL,
-    type           TEXT    NOT NULL,
-    schema         INTEGER NOT NULL,
-    occurred_at    INTEGER NOT NULL,
-    recorded_at    INTEGER NOT NULL,
-    event_id       TEXT    NOT NULL UNIQUE,
-    correlation_id TEXT,
-    causation_id   TEXT,
-    data           TEXT    NOT NULL,
-    hash           BLOB    NOT NULL,
-    UNIQUE (stream, version)
-)""",
-    "CREATE INDEX IF NOT EXISTS events_by_type ON events (type, position)",
-    "CREATE INDEX IF NOT EXISTS events_by_time ON events (occurred_at)",
-    "CREATE INDEX IF NOT EXISTS events_by_correlation ON events (correlation_id) "
-    "WHERE correlation_id IS NOT NULL",
-    "CREATE INDEX IF NOT EXISTS events_requested_account "
-    "ON events (json_extract(data, '$.account_id'), position) WHERE type = 'PaymentRequested'",
-    """CREATE TABLE IF NOT EXISTS ledger_head (
-    id           INTEGER PRIMARY KEY CHECK (id = 1),
-    position     INTEGER NOT NULL,
-    hash         BLOB    NOT NULL,
-    summed_minor INTEGER NOT NULL DEFAULT 0,
-    frontier     BLOB
-)""",
-    "INSERT OR IGNORE INTO ledger_head (id, position, hash, frontier) "
-    "VALUES (1, 0, zeroblob(32), zeroblob(8))",
-    """CREATE TABLE IF NOT EXISTS ledger_tree (
-    level INTEGER NOT NULL,
-    idx   INTEGER NOT NULL,
-    hash  BLOB    NOT NULL,
-    PRIMARY KEY (level, idx)
-) WITHOUT ROWID""",
-    """CREATE TRIGGER IF NOT EXISTS events_no_update BEFORE UPDATE ON events BEGIN
-    SELECT RAISE(ABORT, 'payledger events are immutable');
-END""",
-    """CREATE TRIGGER IF NOT EXISTS events_no_delete BEFORE DELETE ON events BEGIN
-    SELECT RAISE(ABORT, 'payledger events are immutable');
-END""",
-    f"PRAGMA application_id = {APPLICATION_ID}",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
-)
-"""The schema, one statement each, run inside one transaction."""
-
-INDEX_FILTERS: Final = {
-    "events_by_type": "",
-    "events_by_time": "",
-    "events_by_correlation": "WHERE correlation_id IS NOT NULL",
-    "events_requested_account": "WHERE type = 'PaymentRequested'",
-    "sqlite_autoindex_events_1": "",
-    "sqlite_autoindex_events_2": "",
-}
-"""Each index of the events table and the condition of its rows (partial indexes)."""
 
 _MAGIC: Final = b"SQLite format 3\x00"
 
@@ -315,57 +255,6 @@ def _set_wal(conn: sqlite3.Connection, deadline: float) -> None:
         time.sleep(0.005)
 
 
-def _grow_tree(conn: sqlite3.Connection) -> None:
-    """Build the Merkle tree of a store of schema 2: fold every chain hash up to the head."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(ledger_head)")}
-    if "frontier" not in columns:
-        conn.execute("ALTER TABLE ledger_head ADD COLUMN frontier BLOB")
-    conn.execute(DDL[7])  # ledger_tree
-    conn.execute("DELETE FROM ledger_tree")
-    head = conn.execute("SELECT position FROM ledger_head WHERE id = 1").fetchone()[0]
-    frontier = Frontier()
-    cursor = conn.execute("SELECT hash FROM events WHERE position <= ? ORDER BY position", (head,))
-    while page := cursor.fetchmany(20_000):
-        nodes = frontier.append((row[0] for row in page), threshold=TREE_THRESHOLD)
-        conn.executemany(
-            "INSERT INTO ledger_tree VALUES (?, ?, ?)",
-            [(node.level, node.index, digest) for node, digest in nodes],
-        )
-    conn.execute("UPDATE ledger_head SET frontier = ? WHERE id = 1", (frontier.to_bytes(),))
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Schema 1 -> 2 -> 3, in one transaction, unless another connection did it first."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version == 1:
-            conn.execute(
-                "ALTER TABLE ledger_head ADD COLUMN summed_minor INTEGER NOT NULL DEFAULT 0"
-            )
-            conn.execute(DDL[4])  # events_requested_account, added within schema 1
-            try:
-                (summed,) = conn.execute(
-                    "SELECT coalesce(sum(json_extract(data, '$.amount_minor')), 0) FROM events "
-                    f"WHERE type IN ({_SUMMED_IN}) "
-                    "AND position <= (SELECT position FROM ledger_head WHERE id = 1)"
-                ).fetchone()
-            except sqlite3.OperationalError as e:  # past 64 bits: no further summed amount fits
-                if "overflow" not in str(e):
-                    raise
-                summed = MAX_SUMMED_MINOR
-            conn.execute("UPDATE ledger_head SET summed_minor = ? WHERE id = 1", (summed,))
-            version = 2
-        if version == 2:
-            _grow_tree(conn)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-
-
 def open_writer(path: str, durability: Durability, busy_timeout: float) -> sqlite3.Connection:
     """The writer's connection: the store created first if the path is free, made a store in
     place if it is an empty file, migrated if older. Runs in the writer's own thread, which
@@ -383,7 +272,7 @@ def open_writer(path: str, durability: Durability, busy_timeout: float) -> sqlit
         _set_wal(conn, deadline)
         conn.execute(f"PRAGMA synchronous = {durability.upper()}")
         if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
-            _migrate(conn)
+            migrate(conn)
     except BaseException:
         conn.close()
         raise

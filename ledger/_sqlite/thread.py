@@ -48,19 +48,43 @@ class _Job(Generic[T]):
             self.loop.call_soon_threadsafe(self.done.set)
 
 
+class _Posted:
+    """A job nobody waits for (see :meth:`ConnectionThread.post`)."""
+
+    __slots__ = ("fn", "owner")
+
+    def __init__(
+        self, owner: ConnectionThread, fn: Callable[[sqlite3.Connection | None], None]
+    ) -> None:
+        self.owner = owner
+        self.fn = fn
+
+    def run(self) -> None:
+        self.fn(self.owner.conn)
+
+
 class ConnectionThread:
     """A thread that runs jobs on the connection it owns (see the module docstring)."""
 
     def __init__(self, name: str) -> None:
         self.conn: sqlite3.Connection | None = None
         """Set and used by jobs only, in the thread."""
-        self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[_Job[Any] | _Posted | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
             job.run()
+
+    def post(self, fn: Callable[[sqlite3.Connection | None], None]) -> None:
+        """Queue ``fn(conn)`` (``conn`` None once closed) without waiting for it: ``fn`` hands
+        its outcome back itself and raises nothing (the drain of :mod:`ledger.sqlite`)."""
+        self._jobs.put(_Posted(self, fn))
+
+    def busy(self) -> bool:
+        """Whether other jobs wait in the queue (a posted job that loops yields to them)."""
+        return not self._jobs.empty()
 
     def _with_conn(self, fn: Callable[..., T], *args: Any) -> T:
         conn = self.conn

@@ -19,7 +19,7 @@ from typing import Final
 from ..errors import DamagedStoreError
 from ..store import GENESIS_HASH, SUMMED_TYPES, IntegrityReport, chain_hash
 from .reads import Fetch, first_gap
-from .schema import INDEX_FILTERS, file_shortfall
+from .schema import INDEX_FILTERS, OLD_INDEX_FILTERS, file_shortfall
 
 __all__ = ["ExtraCheck", "add_check", "verify"]
 
@@ -41,9 +41,13 @@ _WALK: Final = (
     "SELECT position, stream, version, event_id, correlation_id, causation_id, "
     "recorded_at, schema, data, hash, "
     f"CASE WHEN type IN ({_SUMMED_IN}) AND json_valid(data) "
-    "THEN json_extract(data, '$.amount_minor') END "
+    "THEN json_extract(data, '$.amount_minor') END, {numbered} "
     "FROM events WHERE position > ? AND position <= ? ORDER BY position LIMIT 5000"
 )
+_NUMBERED: Final = (
+    "stream_no, stream_no IS NOT NULL AND (SELECT name FROM streams WHERE id = stream_no) IS stream"
+)
+"""Schema 4: each event's stream number, and whether ``streams`` names its stream by it."""
 _ROW_IN_INDEX: Final = re.compile(r"row (\d+) missing from index (\w+)")
 _INDEX_NAMED: Final = re.compile(r"index (\w+)")
 
@@ -76,15 +80,24 @@ async def _walk(fetch: Fetch, walk: _Walk, schema_version: int) -> IntegrityRepo
         return walk.bad(1, "the store's head record is missing")
     head_position, head_hash, head_summed = head_rows[0]
     versions: dict[str, int] = {}
+    numbers: dict[str, int] = {}
+    walk_sql = _WALK.format(numbered=_NUMBERED if schema_version >= 4 else "NULL, 1")
     after = 0
     while True:
-        rows = await fetch(_WALK, (after, head_position), walk.expected)
-        for position, stream, version, eid, corr, caus, rec, schema, data, stored, amount in rows:
+        rows = await fetch(walk_sql, (after, head_position), walk.expected)
+        for row in rows:
+            position, stream, version, eid, corr, caus, rec, schema, data, stored, amount = row[:11]
             expected = walk.expected
             if position != expected:
                 return walk.bad(expected, f"position {expected} is missing (next is {position})")
             if version != versions.get(stream, 0) + 1:
                 return walk.bad(position, f"stream {stream!r} jumps to version {version}")
+            number, named = row[11], row[12]
+            if not named or numbers.setdefault(stream, number) != number:
+                return walk.bad(
+                    position,
+                    f"its stream number ({number}) is not the number of stream {stream!r}",
+                )
             digest = chain_hash(
                 walk.prev, position, stream, version, eid, corr, caus, rec, schema, data
             )
@@ -121,9 +134,9 @@ async def _walk(fetch: Fetch, walk: _Walk, schema_version: int) -> IntegrityRepo
     return None
 
 
-async def _index_diff(fetch: Fetch, index: str) -> tuple[int | None, str]:
+async def _index_diff(fetch: Fetch, index: str, filters: dict[str, str]) -> tuple[int | None, str]:
     """The first position where ``index`` and the events table disagree, and what differs."""
-    where = INDEX_FILTERS[index]
+    where = filters[index]
     try:
         listed = {
             row[0]
@@ -144,7 +157,9 @@ async def _index_diff(fetch: Fetch, index: str) -> tuple[int | None, str]:
     return first, f"it {side} position {first} ({len(differ)} positions differ)"
 
 
-async def _locate(fetch: Fetch, lines: list[str], head: int) -> list[tuple[int | None, str]]:
+async def _locate(
+    fetch: Fetch, lines: list[str], head: int, filters: dict[str, str]
+) -> list[tuple[int | None, str]]:
     """What the damage the integrity check reported touches: ``(first position, what)``."""
     found: list[tuple[int | None, str]] = []
     gap = await first_gap(fetch, head)
@@ -153,17 +168,17 @@ async def _locate(fetch: Fetch, lines: list[str], head: int) -> list[tuple[int |
     named: dict[str, int | None] = {}
     for line in lines:
         for number, index in _ROW_IN_INDEX.findall(line):
-            if index in INDEX_FILTERS:
+            if index in filters:
                 known = named.get(index)
                 named[index] = int(number) if known is None else min(known, int(number))
         for index in _INDEX_NAMED.findall(line):
-            if index in INDEX_FILTERS:
+            if index in filters:
                 named.setdefault(index, None)
     pages = gap is None and any("page" in line.lower() or "stopped" in line for line in lines)
-    for index in INDEX_FILTERS:
+    for index in filters:
         if index not in named and not pages:  # (indexes are not compared with a broken table)
             continue
-        position, detail = await _index_diff(fetch, index)
+        position, detail = await _index_diff(fetch, index, filters)
         known = named.get(index)
         if position is not None or detail or index in named:
             first = (
@@ -172,10 +187,43 @@ async def _locate(fetch: Fetch, lines: list[str], head: int) -> list[tuple[int |
                 else None
             )
             found.append((first, f"index {index}" + (f": {detail}" if detail else "")))
+    if "sqlite_autoindex_events_1" in filters and (  # schema 4: reads by stream go through it
+        pages or any("streams" in line for line in lines)
+    ):
+        found.extend(await _streams_diff(fetch))
     return found
 
 
-async def _damage(fetch: Fetch, path: str, head: int) -> tuple[int | None, str, str] | None:
+async def _streams_diff(fetch: Fetch) -> list[tuple[int | None, str]]:
+    """Where the ``streams`` table and its index by name disagree: the first position of the
+    first stream affected (a stream whose name cannot be found is read as empty)."""
+    try:
+        stored = {tuple(row) for row in await fetch("SELECT name, id FROM streams NOT INDEXED", ())}
+    except DamagedStoreError as e:
+        return [(None, f"the streams table: its pages cannot be read ({e.reason})")]
+    try:
+        by_name = "SELECT name, id FROM streams INDEXED BY sqlite_autoindex_streams_1"
+        listed = {tuple(row) for row in await fetch(by_name, ())}
+    except DamagedStoreError as e:
+        return [(None, f"index sqlite_autoindex_streams_1: its pages cannot be read ({e.reason})")]
+    differ = listed ^ stored
+    if not differ:
+        return []
+    first = min(number for _, number in differ)
+    rows = await fetch("SELECT min(position) FROM events WHERE stream_no = ?", (first,))
+    position = rows[0][0] if rows else None
+    return [
+        (
+            position,
+            f"index sqlite_autoindex_streams_1: it and the streams table disagree on stream "
+            f"number {first} ({len(differ)} streams differ)",
+        )
+    ]
+
+
+async def _damage(
+    fetch: Fetch, path: str, head: int, filters: dict[str, str]
+) -> tuple[int | None, str, str] | None:
     """``(first position affected, what is damaged, what SQLite said)``, or None."""
     shortfall = file_shortfall(path)
     try:
@@ -187,7 +235,7 @@ async def _damage(fetch: Fetch, path: str, head: int) -> tuple[int | None, str, 
     said = "; ".join(line.replace("\n", "; ") for line in lines[:3])
     said = said if len(said) <= 200 else said[:200] + " ..."
 
-    located = await _locate(fetch, lines, head)
+    located = await _locate(fetch, lines, head, filters)
     parts = [what for _, what in located]
     if shortfall is not None:
         size, promised = shortfall
@@ -214,7 +262,8 @@ async def verify(fetch: Fetch, path: str, schema_version: int) -> IntegrityRepor
         head = max(head, int(recorded))
     except (DamagedStoreError, ValueError, TypeError):
         pass
-    damage = await _damage(fetch, path, head)
+    filters = INDEX_FILTERS if schema_version >= 4 else OLD_INDEX_FILTERS
+    damage = await _damage(fetch, path, head, filters)
     if damage is None and read_failed is not None:
         damage = (read_failed, "the events table", "a read of the events failed")
     if damage is None:

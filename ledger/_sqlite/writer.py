@@ -10,6 +10,7 @@ rollback), all in the same thread, while the store's write lock keeps appends ou
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
@@ -32,6 +33,7 @@ from ..store import (
 
 __all__ = [
     "ImportTotals",
+    "Plan",
     "Request",
     "begin",
     "chunks",
@@ -39,18 +41,20 @@ __all__ = [
     "commit_group",
     "in_clause",
     "plan_chunk",
+    "read_plan",
     "rollback",
+    "write_planned",
 ]
 
-_ROW_PARAMS: Final = "(?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW_PARAMS: Final = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _ROW_WIDTH: Final = _ROW_PARAMS.count("?")
 _MAX_ROWS_PER_INSERT: Final = 256
-"""The most rows one ``INSERT`` statement takes: 3,072 parameters, or fewer where the SQLite
+"""The most rows one ``INSERT`` statement takes: 3,328 parameters, or fewer where the SQLite
 library allows fewer (999 before 3.32)."""
 
 
 def _insert_sql(rows: int) -> str:
-    return f"INSERT INTO events ({ROW_COLUMNS}) VALUES " + ",".join([_ROW_PARAMS] * rows)
+    return f"INSERT INTO events ({ROW_COLUMNS}, stream_no) VALUES " + ",".join([_ROW_PARAMS] * rows)
 
 
 _INSERTS: Final = {
@@ -58,23 +62,78 @@ _INSERTS: Final = {
 }
 
 
+class Plan:
+    """What a transaction plans with: the :class:`Planner` and the streams' numbers (the
+    ``streams`` table), read in the transaction and kept up to date as rows are planned."""
+
+    __slots__ = ("last_number", "numbers", "planner")
+
+    def __init__(self, planner: Planner, numbers: dict[str, int], last_number: int) -> None:
+        self.planner = planner
+        self.numbers = numbers
+        """The number of each stream read or numbered so far."""
+        self.last_number = last_number
+        """The highest stream number given."""
+
+    def number_rows(self, rows: Sequence[tuple[Any, ...]]) -> tuple[list[Any], list[Any]]:
+        """The parameters of ``rows`` with each row's stream number, and those of the
+        ``streams`` rows to insert for the streams numbered here (the next free numbers, in
+        the order the streams first appear)."""
+        numbers = self.numbers
+        params: list[Any] = []
+        fresh: list[Any] = []
+        extend = params.extend
+        append = params.append
+        for row in rows:
+            extend(row)
+            number = numbers.get(row[1])
+            if number is None:
+                self.last_number += 1
+                number = numbers[row[1]] = self.last_number
+                fresh += (number, row[1])
+            append(number)
+        return params, fresh
+
+
 class Request:
     """One ``append`` call waiting for, or taken into, a group commit."""
 
-    __slots__ = ("done", "error", "expected_version", "prepared", "result", "stream")
+    __slots__ = (
+        "done",
+        "error",
+        "expected_version",
+        "future",
+        "prepared",
+        "result",
+        "stream",
+        "waiter",
+    )
 
-    def __init__(self, stream: str, prepared: list[Prepared], expected: int | None) -> None:
+    def __init__(
+        self,
+        stream: str,
+        prepared: list[Prepared],
+        expected: int | None,
+        future: asyncio.Future[None],
+    ) -> None:
         self.stream = stream
         self.prepared = prepared
         self.expected_version = expected
+        self.future = future
+        """Set when the request's group has ended (the task's one wake-up)."""
+        self.waiter: asyncio.Future[None] | None = None
+        """Set too, for a task cancelled after its request was taken (it waits on)."""
         self.done = False
+        """The group has ended: ``result`` or ``error`` holds its outcome (set in the event
+        loop's thread only)."""
         self.result: AppendResult | None = None
         self.error: BaseException | None = None
 
 
-def insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
-    """Insert ``rows`` with multi-row ``INSERT`` statements, in chunks of a power of two rows
-    (so a handful of statement texts stay in the connection's statement cache).
+def insert_rows(conn: sqlite3.Connection, params: Sequence[Any]) -> None:
+    """Insert rows (``params``: their values one after another, each row's stream number
+    last) with multi-row ``INSERT`` statements, in chunks of a power of two rows (so a handful
+    of statement texts stay in the connection's statement cache).
 
     One statement per chunk, not one per row as ``executemany`` does: every ``sqlite3``
     call releases the GIL and must take it back, and while the event loop's thread is busy
@@ -85,12 +144,30 @@ def insert_rows(conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> No
     limit = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _ROW_WIDTH
     most = min(_MAX_ROWS_PER_INSERT, 1 << (limit.bit_length() - 1))
     start = 0
-    left = len(rows)
+    left = len(params) // _ROW_WIDTH
     while left:
         size = min(most, 1 << (left.bit_length() - 1))
-        chunk = rows[start : start + size]
-        conn.execute(_INSERTS[size], [value for row in chunk for value in row])
-        start += size
+        end = start + size * _ROW_WIDTH
+        conn.execute(_INSERTS[size], params[start:end] if start or left > size else params)
+        start = end
+        left -= size
+
+
+_STREAM_INSERTS: Final = {
+    n: "INSERT INTO streams (id, name) VALUES " + ",".join(["(?,?)"] * n)
+    for n in (1 << k for k in range(_MAX_ROWS_PER_INSERT.bit_length()))
+}
+
+
+def _insert_streams(conn: sqlite3.Connection, fresh: Sequence[Any]) -> None:
+    """Insert the ``streams`` rows ``fresh`` (number, name, number, name, ...), in chunks of a
+    power of two rows as :func:`insert_rows` does."""
+    start = 0
+    left = len(fresh) // 2
+    while left:
+        size = min(_MAX_ROWS_PER_INSERT, 1 << (left.bit_length() - 1))
+        conn.execute(_STREAM_INSERTS[size], fresh[start : start + 2 * size])
+        start += 2 * size
         left -= size
 
 
@@ -108,56 +185,73 @@ def in_clause(column: str, values: Iterable[str]) -> tuple[str, list[Any]]:
     return sql, [json.dumps(plain), *odd]
 
 
+_SEEK: Final = (
+    "SELECT 1, j.value, (SELECT e.version FROM events e WHERE e.stream_no = s.id "
+    "ORDER BY e.version DESC LIMIT 1), s.id, NULL, NULL FROM {} j "
+    "LEFT JOIN streams s ON s.name = j.value"
+)
+
+
 def _plan_query(streams: Sequence[str], ids: Sequence[str]) -> tuple[str, list[Any]]:
     """One round trip reads everything a group needs: the head (position, hash, summed
-    amounts), the current version of each of its streams (an index seek each: long streams
-    cost no more than short ones) and the events already stored under its explicit ids."""
+    amounts, the highest stream number), the number and current version of each of its
+    streams (an index seek each: long streams cost no more than short ones) and the events
+    already stored under its explicit ids."""
     plain = [s for s in streams if "\x00" not in s]
     odd = [s for s in streams if "\x00" in s]
-    seek = "(SELECT e.version FROM events e WHERE e.stream = {} ORDER BY e.version DESC LIMIT 1)"
     parts = [
-        "SELECT 0, frontier, position, NULL, summed_minor, hash FROM ledger_head WHERE id = 1",
-        f"SELECT 1, j.value, {seek.format('j.value')}, NULL, NULL, NULL FROM json_each(?) j",
+        "SELECT 0, frontier, position, (SELECT max(id) FROM streams), summed_minor, hash "
+        "FROM ledger_head WHERE id = 1",
+        _SEEK.format("json_each(?)"),
     ]
     params: list[Any] = [json.dumps(plain)]
     for stream in odd:
-        parts.append(f"SELECT 1, ?, {seek.format('?')}, NULL, NULL, NULL")
-        params += [stream, stream]
+        parts.append(_SEEK.format("(SELECT ? AS value)"))
+        params.append(stream)
     in_ids, id_params = in_clause("event_id", ids)
     parts.append(f"SELECT 2, event_id, position, stream, version, data FROM events WHERE {in_ids}")
     return "\nUNION ALL\n".join(parts), [*params, *id_params]
 
 
-def read_planner(conn: sqlite3.Connection, streams: Sequence[str], ids: Sequence[str]) -> Planner:
+def read_plan(conn: sqlite3.Connection, streams: Sequence[str], ids: Sequence[str]) -> Plan:
     """Read, in one query, what planning a group needs (inside its transaction)."""
     sql, params = _plan_query(streams, ids)
     rows = conn.execute(sql, params).fetchall()
     planner: Planner | None = None
+    numbers: dict[str, int] = {}
+    last_number = 0
     for kind, key, number, stream, version, blob in rows:
         if kind == 0:
             frontier = None if key is None else Frontier.from_bytes(key)
             planner = Planner(
                 number, blob, summed_minor=version, frontier=frontier, threshold=TREE_THRESHOLD
             )
+            last_number = stream or 0
         elif kind == 1:
-            if number is not None:
+            if stream is not None:
                 assert planner is not None
-                planner.versions[key] = number
+                numbers[key] = stream
+                if number is not None:
+                    planner.versions[key] = number
         else:
             assert planner is not None
             planner.stored[key] = Stored(number, stream, version, blob)
     if planner is None:
         raise NotALedgerError("the store's head row is missing")
-    return planner
+    return Plan(planner, numbers, last_number)
 
 
-def write_planned(conn: sqlite3.Connection, planner: Planner) -> None:
-    """Write the rows ``planner`` planned since it was read, and record the new head in the
-    same transaction. Only the store moves the head, so a row inserted behind the store's back
+def write_planned(conn: sqlite3.Connection, plan: Plan) -> None:
+    """Write the rows planned since the plan was read, and record the new head in the same
+    transaction. Only the store moves the head, so a row inserted behind the store's back
     leaves the head behind, and ``verify`` names it."""
+    planner = plan.planner
     if planner.rows:
         nodes = planner.grow_tree()
-        insert_rows(conn, planner.rows)
+        params, fresh = plan.number_rows(planner.rows)
+        if fresh:
+            _insert_streams(conn, fresh)
+        insert_rows(conn, params)
         if nodes:
             conn.executemany(
                 "INSERT INTO ledger_tree VALUES (?, ?, ?)",
@@ -191,7 +285,8 @@ def commit_group(conn: sqlite3.Connection, batch: list[Request]) -> None:
     ids = [p.event_id for r in batch for p in r.prepared if p.explicit_id]
     conn.execute("BEGIN IMMEDIATE")
     try:
-        planner = read_planner(conn, streams, ids)
+        plan = read_plan(conn, streams, ids)
+        planner = plan.planner
         for request in batch:
             try:
                 request.result = planner.plan(
@@ -199,7 +294,7 @@ def commit_group(conn: sqlite3.Connection, batch: list[Request]) -> None:
                 )
             except (ConcurrencyError, DuplicateEventError, EventValidationError) as e:
                 request.error = e
-        write_planned(conn, planner)
+        write_planned(conn, plan)
     except BaseException:
         for request in batch:
             request.result = None
@@ -241,22 +336,24 @@ def rollback(conn: sqlite3.Connection) -> None:
 
 def plan_chunk(
     conn: sqlite3.Connection,
-    planner: Planner | None,
+    plan: Plan | None,
     batch: list[ImportItem],
     prepared: list[Prepared],
     totals: ImportTotals,
-) -> Planner:
+) -> Plan:
     """Plan one chunk of an import and write it (inside the import's transaction)."""
-    known = set(() if planner is None else planner.versions)
+    known = set(() if plan is None else plan.numbers)
     streams = sorted({p.stream for p in prepared} - known)
     ids = [p.event_id for p in prepared if p.explicit_id]
-    fresh = read_planner(conn, streams, ids)
-    if planner is None:
-        planner = fresh
+    fresh = read_plan(conn, streams, ids)
+    if plan is None:
+        plan = fresh
     else:
-        planner.versions.update(fresh.versions)
-        planner.stored = fresh.stored  # earlier chunks are in the table by now
-        planner.rows = []
+        plan.planner.versions.update(fresh.planner.versions)
+        plan.numbers.update(fresh.numbers)
+        plan.planner.stored = fresh.planner.stored  # earlier chunks are in the table by now
+        plan.planner.rows = []
+    planner = plan.planner
     for item, p in zip(batch, prepared, strict=True):
         result = plan_import(planner, item, p)
         if result.duplicate:
@@ -266,8 +363,8 @@ def plan_chunk(
             if totals.first is None:
                 totals.first = result.positions[0]
             totals.last = result.positions[-1]
-    write_planned(conn, planner)
-    return planner
+    write_planned(conn, plan)
+    return plan
 
 
 async def chunks(

@@ -116,9 +116,10 @@ async def _import_new(db: str, items: Any, outcome: _Outcome) -> ImportResult:
         except OSError:  # taken meanwhile, or no hard links here: import into the store there
             async with open_store(db) as store:
                 result = await store.import_events(_records_as_items(private))
+            outcome.committed = result
         else:
+            outcome.committed = result  # in the store at its path from the link on
             await anyio.to_thread.run_sync(lambda: _fsync(directory, directory=True))
-        outcome.committed = result
         return result
     finally:
         with anyio.CancelScope(shield=True):

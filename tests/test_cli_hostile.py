@@ -26,7 +26,8 @@ from ledger.errors import LedgerError, NotFoundError
 from replay import commands
 from replay.cli import build_parser, main
 from replay.output import check_output
-from replay.render import OutputConsole, render_failed_table
+from replay.render import render_failed_table
+from replay.terminal import OutputConsole
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,8 @@ from rich.console import Console
 
 from ledger import events as ev
 from ledger.errors import LedgerError
-from replay.render import describe, money, parse_timestamp, progress_bar
+from replay.render import describe, money
+from replay.terminal import parse_timestamp, progress_bar
 
 T = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

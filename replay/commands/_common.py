@@ -17,7 +17,8 @@ from ledger.errors import StoreError
 from ledger.events import CATALOGUE
 from ledger.store import Record
 
-from ..render import Currencies, OutputConsole
+from ..render import Currencies
+from ..terminal import OutputConsole
 
 __all__ = [
     "add_command",

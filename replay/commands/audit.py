@@ -17,7 +17,8 @@ from typing import Any
 from ledger.store import Record
 
 from ..documents import event_document
-from ..render import parse_timestamp, render_audit
+from ..render import render_audit
+from ..terminal import parse_timestamp
 from ._common import (
     add_command,
     at_least,

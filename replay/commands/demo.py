@@ -20,7 +20,8 @@ from ledger.codec import read_lines
 from .. import cases
 from ..engine import explain
 from ..explanation import Explanation
-from ..render import CATEGORY_STYLE, heading, plural, render_explanation
+from ..render import CATEGORY_STYLE, plural, render_explanation
+from ..terminal import heading
 from ..timeline import records_at
 from ._common import add_command, console, print_json
 

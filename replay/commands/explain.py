@@ -17,13 +17,8 @@ from ledger.proofs import ProofError
 from ..batch import explain_failed
 from ..engine import explain
 from ..proven import prove_explanation
-from ..render import (
-    parse_timestamp,
-    plural,
-    progress_bar,
-    render_explanation,
-    render_failed_table,
-)
+from ..render import plural, render_explanation, render_failed_table
+from ..terminal import parse_timestamp, progress_bar
 from ..timeline import records_at
 from ._common import add_command, console, err_console, non_empty, open_db, print_json
 from ._vlog import finding, read_file

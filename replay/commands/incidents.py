@@ -12,7 +12,8 @@ from rich.table import Table
 from causes.wording import money, plural
 
 from ..incidents import Incident, incidents
-from ..render import CATEGORY_STYLE, parse_timestamp, progress_bar
+from ..render import CATEGORY_STYLE
+from ..terminal import parse_timestamp, progress_bar
 from ._common import add_command, console, err_console, open_db, print_json
 
 

@@ -17,7 +17,6 @@ import msgspec
 
 from ledger.errors import LedgerError
 
-from ..render import parse_timestamp, progress_bar
 from ..report import (
     FleetReport,
     PaymentReport,
@@ -28,6 +27,7 @@ from ..report import (
     write_output,
 )
 from ..report.output import check_target
+from ..terminal import parse_timestamp, progress_bar
 from ._common import add_command, err_console, open_db
 
 

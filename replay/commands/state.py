@@ -14,7 +14,8 @@ from ledger.errors import NotFoundError
 from projections import account_at
 
 from ..documents import state_document
-from ..render import money, parse_timestamp
+from ..render import money
+from ..terminal import parse_timestamp
 from ._common import add_command, console, non_empty, open_db, print_json
 
 __all__ = ["register", "run"]

@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..render import progress_bar, render_stats
+from ..render import render_stats
 from ..stats import stats as collect
+from ..terminal import progress_bar
 from ._common import add_command, console, err_console, open_db, print_json
 
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from gateway.warnings import Warning, warnings
 
-from ..render import parse_timestamp
+from ..terminal import parse_timestamp
 from ._common import add_command, console, open_db, print_json
 
 _STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}

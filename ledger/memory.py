@@ -14,7 +14,6 @@ applies and ``durability`` means nothing here: the store lives as long as the ob
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -25,8 +24,7 @@ import anyio.lowlevel
 from ._merkle.frontier import Frontier
 from ._merkle.plan import DEFAULT_THRESHOLD as TREE_THRESHOLD
 from ._merkle.tree import NodeId
-from .errors import ConcurrencyError, IntegrityError, StoreClosedError
-from .events import Event
+from .errors import IntegrityError, StoreClosedError
 from .states import MemoryStates
 from .store import (
     GENESIS_HASH,
@@ -42,7 +40,6 @@ from .store import (
     Stored,
     chain_hash,
     plan_import,
-    prepare_append,
     prepare_import,
     record_from_row,
     to_micros,
@@ -135,33 +132,15 @@ class MemoryEventStore(EventStore):
             self._appended.set()
             self._appended = None
 
-    async def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        *,
-        expected_version: int | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        event_ids: Sequence[str | uuid.UUID] | None = None,
-    ) -> AppendResult:
+    def _check_append(self) -> None:
         self._check_open()
-        prepared = prepare_append(
-            stream,
-            events,
-            expected_version,
-            event_ids=event_ids,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
+
+    async def _append_prepared(
+        self, stream: str, prepared: list[Prepared], expected_version: int | None
+    ) -> AppendResult:
         await anyio.lowlevel.checkpoint()
         self._check_open()
         # From here to the end: no await, so the call is atomic among the loop's tasks.
-        if not prepared:
-            version = len(self._streams.get(stream, ()))
-            if expected_version is not None and expected_version != version:
-                raise ConcurrencyError(stream, expected_version, version)
-            return AppendResult(stream=stream, positions=(), version=version)
         planner = self._planner(prepared)
         result = planner.plan(stream, prepared, expected_version)
         self._apply(planner)

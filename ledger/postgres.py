@@ -79,7 +79,6 @@ rather than the whole log.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Final
@@ -101,14 +100,12 @@ from ._pg.url import is_postgres_url, mask
 from ._pg.verify import verify
 from ._pg.writer import Writer
 from .errors import (
-    ConcurrencyError,
     IntegrityError,
     LedgerError,
     ReadOnlyError,
     StoreClosedError,
     StoreError,
 )
-from .events import Event
 from .store import (
     AppendResult,
     Durability,
@@ -116,9 +113,9 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    Prepared,
     RawRow,
     Record,
-    prepare_append,
     to_micros,
 )
 
@@ -228,30 +225,12 @@ class PostgresEventStore(EventStore):
 
     # --- appending -------------------------------------------------------------------------
 
-    async def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        *,
-        expected_version: int | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        event_ids: Sequence[str | uuid.UUID] | None = None,
-    ) -> AppendResult:
+    def _check_append(self) -> None:
         self._check_writable()
-        prepared = prepare_append(
-            stream,
-            events,
-            expected_version,
-            event_ids=event_ids,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
-        if not prepared:
-            version = await self.stream_version(stream)
-            if expected_version is not None and expected_version != version:
-                raise ConcurrencyError(stream, expected_version, version)
-            return AppendResult(stream=stream, positions=(), version=version)
+
+    async def _append_prepared(
+        self, stream: str, prepared: list[Prepared], expected_version: int | None
+    ) -> AppendResult:
         return await self._writer.append(stream, prepared, expected_version)
 
     async def import_events(

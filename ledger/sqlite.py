@@ -32,7 +32,6 @@ import contextlib
 import json
 import sqlite3
 import threading
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -52,8 +51,7 @@ from ._sqlite.states import SQLiteStates
 from ._sqlite.thread import ConnectionThread
 from ._sqlite.verify import add_check as _add_check
 from ._sqlite.verify import verify as _verify
-from .errors import ConcurrencyError, IntegrityError, ReadOnlyError, StoreClosedError, StoreError
-from .events import Event
+from .errors import IntegrityError, ReadOnlyError, StoreClosedError, StoreError
 from .store import (
     AppendResult,
     Durability,
@@ -61,9 +59,9 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    Prepared,
     RawRow,
     Record,
-    prepare_append,
     prepare_import,
     to_micros,
 )
@@ -169,30 +167,13 @@ class SQLiteEventStore(EventStore):
 
     # --- appending -------------------------------------------------------------------------
 
-    async def append(
-        self,
-        stream: str,
-        events: Sequence[Event],
-        *,
-        expected_version: int | None = None,
-        correlation_id: str | None = None,
-        causation_id: str | None = None,
-        event_ids: Sequence[str | uuid.UUID] | None = None,
+    def _check_append(self) -> None:
+        self._writable()
+
+    async def _append_prepared(
+        self, stream: str, prepared: list[Prepared], expected_version: int | None
     ) -> AppendResult:
         thread = self._writable()
-        prepared = prepare_append(
-            stream,
-            events,
-            expected_version,
-            event_ids=event_ids,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
-        if not prepared:
-            version = await self.stream_version(stream)
-            if expected_version is not None and expected_version != version:
-                raise ConcurrencyError(stream, expected_version, version)
-            return AppendResult(stream=stream, positions=(), version=version)
         future = asyncio.get_running_loop().create_future()
         request = writer.Request(stream, prepared, expected_version, future)
         with self._queue_lock:

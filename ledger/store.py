@@ -40,7 +40,7 @@ from datetime import datetime
 
 from ._merkle.frontier import Frontier
 from ._merkle.tree import NodeId
-from .errors import StoreError
+from .errors import ConcurrencyError, StoreError
 from .events import Event
 from .planner import Planner as Planner
 from .planner import Stored as Stored
@@ -96,7 +96,6 @@ class EventStore(ABC):
 
     readonly: bool = False
 
-    @abstractmethod
     async def append(
         self,
         stream: str,
@@ -107,7 +106,40 @@ class EventStore(ABC):
         causation_id: str | None = None,
         event_ids: Sequence[str | uuid.UUID] | None = None,
     ) -> AppendResult:
-        """Append ``events`` to ``stream`` atomically; returns once they are durable."""
+        """Append ``events`` to ``stream`` atomically; returns once they are durable.
+
+        The same on every backend: the store must be open for writing, then every event is
+        validated (:func:`prepare_append`) before anything is queued; an empty list appends
+        nothing and only checks ``expected_version``. The backend stores the rest
+        (:meth:`_append_prepared`).
+        """
+        self._check_append()
+        prepared = prepare_append(
+            stream,
+            events,
+            expected_version,
+            event_ids=event_ids,
+            correlation_id=correlation_id,
+            causation_id=causation_id,
+        )
+        if not prepared:
+            version = await self.stream_version(stream)
+            if expected_version is not None and expected_version != version:
+                raise ConcurrencyError(stream, expected_version, version)
+            return AppendResult(stream=stream, positions=(), version=version)
+        return await self._append_prepared(stream, prepared, expected_version)
+
+    @abstractmethod
+    def _check_append(self) -> None:
+        """Raise unless the store is open for writing (closed: ``StoreError``; read-only:
+        ``ReadOnlyError``), before any validation."""
+
+    @abstractmethod
+    async def _append_prepared(
+        self, stream: str, prepared: list[Prepared], expected_version: int | None
+    ) -> AppendResult:
+        """Store the validated, non-empty ``prepared`` atomically (contract rules 1 to 4, 8
+        and 9); returns once they are durable."""
 
     @abstractmethod
     def read_stream(

@@ -63,7 +63,7 @@ async def _rebuild_figure(options: Options, tmp: Path) -> Figure:
     await _build(path, count, options.seed)
     samples: list[float] = []
     baseline: list[float] = []
-    async with open_store(path, readonly=True) as store, Projector.open(store) as projector:
+    async with open_store(path) as store, Projector.open(store) as projector:
         for i in range(options.repeat):
             result = await projector.rebuild()
             samples.append(result.events / result.seconds)

@@ -12,9 +12,25 @@ from .errors import DamagedStoreError
 from .events import CATALOGUE, DECODER, ENCODER, Event, UnknownEvent, upcast
 from .records import EPOCH, Record, from_micros, to_micros
 
-__all__ = ["ROW_COLUMNS", "RawRow", "decode_event", "record_from_row", "row_from_record"]
+__all__ = [
+    "CURRENT_SHAPE",
+    "PAYLOAD_COLUMNS",
+    "ROW_COLUMNS",
+    "PayloadRow",
+    "RawRow",
+    "current_schema",
+    "decode_event",
+    "record_from_row",
+    "row_from_record",
+]
 
 _CURRENT_SCHEMA: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.items()}
+
+
+def current_schema(type_name: str) -> int | None:
+    """The schema version events of ``type_name`` are decoded at (None: not a catalogue
+    type)."""
+    return _CURRENT_SCHEMA.get(type_name)
 
 
 def decode_event(type_name: str, schema: int, data: str, occurred_us: int, position: int) -> Event:
@@ -90,6 +106,28 @@ RawRow: TypeAlias = tuple[Any, ...]
 """A stored event undecoded, as :meth:`EventStore.read_rows` gives it: position, stream,
 version, type, schema, occurred_at (microseconds), recorded_at (microseconds), event_id,
 correlation_id, causation_id, data (the event's JSON)."""
+
+
+def _current_shape() -> str:
+    by_version: dict[int, list[str]] = {}
+    for name, cls in CATALOGUE.items():
+        by_version.setdefault(cls.schema_version, []).append(f"'{name}'")
+    return " OR ".join(
+        f"(schema = {version} AND type IN ({', '.join(names)}))"
+        for version, names in sorted(by_version.items())
+    )
+
+
+CURRENT_SHAPE: Final = _current_shape()
+"""An SQL condition on a stored row: its type is in the catalogue and stored at its current
+schema version (its data decodes as it is, with no upcast)."""
+
+PAYLOAD_COLUMNS: Final = "position, type, schema, data"
+"""The columns of a :data:`PayloadRow`, without the stream."""
+
+PayloadRow: TypeAlias = tuple[Any, ...]
+"""A stored event as :meth:`EventStore.read_payloads` gives it: position, type, schema, data (the
+event's JSON), and the stream when asked for."""
 
 
 def row_from_record(record: Record) -> RawRow:

@@ -49,6 +49,7 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    PayloadRow,
     Planner,
     RawRow,
     Record,
@@ -384,6 +385,28 @@ class SQLiteEventStore(EventStore):
             skip_types=skip_types,
             keep_streams=keep_streams,
         )
+
+    async def read_payloads(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+        with_stream: bool = False,
+    ) -> list[PayloadRow]:
+        return await indexed.read_payloads(
+            self._guarded,
+            self.head,
+            from_position,
+            to_position,
+            skip_types=skip_types,
+            keep_streams=keep_streams,
+            with_stream=with_stream,
+        )
+
+    async def read_json_page(self, from_position: int, to_position: int) -> str | None:
+        return await indexed.read_json_page(self._guarded, self.head, from_position, to_position)
 
     async def stream_bounds(
         self,

@@ -56,6 +56,7 @@ from projections import (
 from projections import projector as projector_module
 from projections.check import check_projections
 from projections.rows import NAME
+from projections.working import Working
 from replay.cli import main as cli
 
 
@@ -447,14 +448,14 @@ async def test_crash_between_append_and_projection_update_is_repaired_on_reopen(
             else:
                 # the projection update dies half way, after writing rows: its transaction
                 # leaves nothing (a row the database refuses ends it)
-                real = projector_module.rows_of  # type: ignore[attr-defined]
+                real = projector_module.written_rows
 
-                def dying(world: World, *, dirty_only: bool = True) -> list[StateRow]:
+                def dying(world: Working, *, dirty_only: bool = True) -> list[StateRow]:
                     rows = real(world, dirty_only=dirty_only)
                     poison = StateRow("zz", "poison", None, 0, "{}", b"")  # type: ignore[arg-type]
                     return [*rows, poison]
 
-                monkeypatch.setattr(projector_module, "rows_of", dying)
+                monkeypatch.setattr(projector_module, "written_rows", dying)
             with pytest.raises(LedgerError, match="derived state"):
                 await projector.catch_up(batch_size=3)
             assert await projector.checkpoint() == third

@@ -107,8 +107,16 @@ class SQLiteEventStore(EventStore):
         readonly: bool = False,
         durability: Durability = "full",
         busy_timeout: float = 30.0,
+        private: bool = False,
     ) -> SQLiteEventStore:
+        """Open (creating it if the path is free) the store at ``path``. ``private``: the file
+        is this process's alone until the caller links it into place (a new store built
+        beside its path): no write-ahead log and no fsync, each page written once; a crash
+        leaves a file to throw away, and the caller fsyncs it before making it visible
+        (:mod:`._sqlite.connections`)."""
         path = str(path)
+        if private and readonly:
+            raise ValueError("a private store is opened to be written")
         if durability not in ("full", "normal"):
             raise ValueError(f"durability is 'full' or 'normal', not {durability!r}")
         apath = anyio.Path(path)
@@ -119,7 +127,11 @@ class SQLiteEventStore(EventStore):
             # thread reporting to a loop that may be closed by then)
             raise StoreError(f"{path}: is a directory, not a store")
         thread, reader, version = await open_connections(
-            path, readonly=readonly, durability=durability, busy_timeout=busy_timeout
+            path,
+            readonly=readonly,
+            durability=durability,
+            busy_timeout=busy_timeout,
+            private=private,
         )
         return cls(path, thread, reader, readonly=readonly, schema_version=version)
 

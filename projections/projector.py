@@ -276,6 +276,11 @@ class Projector:
             if checkpoint >= upto:
                 self._checkpoint = checkpoint
                 return checkpoint
+            if checkpoint == 0 and upto > batch_size:
+                done = await self._from_scratch(upto, stored)
+                if done is not None:
+                    return done
+                continue  # another projector wrote first: start again from its checkpoint
             events = await self._events(checkpoint, min(upto, checkpoint + batch_size))
             await self._prefetch(events, checkpoint)
             world = self._world
@@ -297,6 +302,29 @@ class Projector:
                 self._reset_cache()
             if error is not None:
                 raise error
+
+    async def _from_scratch(self, upto: int, stored: int) -> int | None:
+        """A catch-up with no rows to start from, of more than a batch: one pass like a
+        rebuild's up to ``upto``, its rows written in one transaction if the checkpoint is
+        still ``stored``; returns the new checkpoint, or None when another projector wrote
+        first. Raises what a catch-up raises, after writing what came before it."""
+        world = Working(track=False)
+        with _no_gc():
+            stopped = await self._fold_pages(world, upto, None)
+            written = world.position > 0 and await self._commit(
+                world, world.position, stored, reset=True
+            )
+        self._reset_cache()
+        if world.position > 0 and not written:
+            return None
+        world.track = True
+        self._world, self._checkpoint = world, world.position
+        self._shared_loaded = True
+        if len(world.payments) > _CACHE_LIMIT:
+            self._reset_cache()
+        if stopped is not None:
+            raise stopped
+        return world.position
 
     async def rebuild(self, progress: Progress | None = None) -> RebuildResult:
         """Fold every event from position 1 again; the new rows and checkpoint replace the old

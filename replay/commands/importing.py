@@ -109,15 +109,15 @@ async def _import_new(db: str, items: Any, outcome: _Outcome, project: bool) -> 
     directory, name = str(target.parent), target.name
     private = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.importing")
     try:
-        store = await SQLiteEventStore.open(private, private=True)
+        built = await SQLiteEventStore.open(private, private=True)
         try:
-            result = await store.import_events(items)
+            result = await built.import_events(items)
             if project:
-                async with Projector.open(store) as projector:
+                async with Projector.open(built) as projector:
                     await projector.catch_up()
         finally:
             with anyio.CancelScope(shield=True):
-                await store.aclose()
+                await built.aclose()
         if await anyio.Path(private + "-wal").exists():
             raise StoreError(f"{db}: the new store could not be written whole")
         await anyio.to_thread.run_sync(_fsync, private)

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Collection, Iterable, 
 from datetime import datetime
 
 from .errors import StoreError
-from .events import Event
+from .events import Event, UnknownEvent
 from .planner import Planner as Planner
 from .planner import Stored as Stored
 from .planner import chain_hash as chain_hash
@@ -71,6 +71,7 @@ from .rows import PayloadRow as PayloadRow
 from .rows import RawRow as RawRow
 from .rows import current_schema
 from .rows import decode_event as decode_event
+from .rows import event_of_payload as event_of_payload
 from .rows import record_from_row as record_from_row
 from .rows import row_from_record as row_from_record
 from .states import StateStore
@@ -289,3 +290,26 @@ class EventStore(ABC):
         if any(current_schema(r[1]) != r[2] for r in rows):
             return None
         return "[" + ",".join(f"[{r[0]},{r[3]}]" for r in rows) + "]"
+
+    async def read_account_events(
+        self, account_id: str, *, types: Collection[str], to_position: int | None = None
+    ) -> list[PayloadRow]:
+        """What an account's state is folded from, up to ``to_position``, in position order:
+        the events of its own stream (``account-<id>``) and, of the payments whose
+        ``PaymentRequested`` names it (:meth:`payments_of`), the events of ``types``, as
+        payload rows (:meth:`read_payloads`). Events that do not decode as they are stored (an
+        unknown type, an older or newer shape) come whatever their type, so that the caller
+        decodes them and learns what they are."""
+        wanted = frozenset(types)
+        payments = await self.payments_of(account_id, to_position=to_position)
+        streams = [f"account-{account_id}", *(f"payment-{p}" for p in payments)]
+        rows: list[PayloadRow] = []
+        async for rec in self.read_streams(streams, to_position=to_position):
+            if (
+                rec.stream.startswith("account-")
+                or rec.type in wanted
+                or (isinstance(rec.event, UnknownEvent))
+            ):
+                row = row_from_record(rec)
+                rows.append((row[0], row[3], row[4], row[10]))
+        return rows

@@ -27,9 +27,9 @@ from ledger.states import StateRow
 from ledger.store import PayloadRow, Record
 
 from . import channel, policy, slim
-from ._working import account as working_account
 from ._working import payment as working_payment
-from ._working.account import Account
+from ._working.account import HANDLERS as _ACCOUNT_HANDLERS
+from ._working.account import Account as Account
 from ._working.payment import Payment
 from .account import AccountFold
 from .balances import Balance, LedgerTotals, Leg, receivable_of, repayment_legs, settlement_legs
@@ -43,7 +43,7 @@ from .rows import (
 )
 from .state import ChannelState, PolicyState
 
-__all__ = ["Working"]
+__all__ = ["ACCOUNT_HANDLERS", "Account", "Working"]
 
 _FOLD: Final = msgspec.msgpack.Decoder(AccountFold)
 _CHANNEL: Final = msgspec.msgpack.Decoder(ChannelState)
@@ -356,6 +356,13 @@ class Working:
                 yield total_row(self.totals[key].frozen())
 
 
+ACCOUNT_HANDLERS: Final[dict[type[Any], Callable[[Account, Any, int], None]]] = {
+    **_ACCOUNT_HANDLERS,
+    **{CATALOGUE[cls.__name__]: handler for cls, handler in _ACCOUNT_HANDLERS.items()},
+}
+"""How an event changes a working :class:`Account`, by type: the slim types and the
+catalogue's own (a handler reads only the fields both have)."""
+
 _Route = Callable[[Working, Any, int], None]
 _CURRENT: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.items()}
 
@@ -436,7 +443,7 @@ def _repaid(w: Working, e: slim.RepaymentMade, pos: int) -> None:
         found = w.balances.get((receivable_of(account_id, e.product), currency))
         receivable = 0 if found is None else found.debit_minor - found.credit_minor
         legs = repayment_legs(account_id, e.product, e.amount_minor, currency, receivable)
-    working_account.HANDLERS[slim.RepaymentMade](a, e, pos)
+    _ACCOUNT_HANDLERS[slim.RepaymentMade](a, e, pos)
     w.dirty_accounts.add(account_id)
     if legs:
         w._post(legs, pos)
@@ -458,7 +465,7 @@ def _policy(w: Working, e: ChannelPolicySet, pos: int) -> None:
 
 def _route(cls: type[Any]) -> _Route:
     to_payment = working_payment.HANDLERS.get(cls)
-    to_account = working_account.HANDLERS.get(cls)
+    to_account = _ACCOUNT_HANDLERS.get(cls)
     if cls is slim.PaymentRequested:
         return _requested
     if cls is slim.RepaymentMade:

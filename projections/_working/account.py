@@ -129,7 +129,12 @@ class Account:
 
     def fold(self) -> AccountFold:
         """The reducer's fold of the same events."""
-        state = AccountState(
+        return AccountFold(state=self.state(), known=self.known, holds=dict(self.holds))
+
+    def state(self) -> AccountState:
+        """The reducer's :class:`AccountState` of the same events (a copy: it stays as it is
+        while this account goes on)."""
+        return AccountState(
             account_id=self.account_id,
             position=self.position,
             holder_ref=self.holder_ref,
@@ -139,7 +144,6 @@ class Account:
             score_position=self.score_position,
             credit={p: line.frozen() for p, line in self.credit.items()},
         )
-        return AccountFold(state=state, known=self.known, holds=dict(self.holds))
 
     def release(self, keys: list[str], pos: int) -> None:
         """The reducer's ``_release``: the holds under ``keys`` go back to their lines."""

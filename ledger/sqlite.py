@@ -440,12 +440,7 @@ class SQLiteEventStore(EventStore):
     async def read_account_events(
         self, account_id: str, *, types: Collection[str], to_position: int | None = None
     ) -> list[PayloadRow]:
-        found = await indexed.account_events(self._fetch, account_id, types, to_position)
-        if found is None:
-            return await super().read_account_events(
-                account_id, types=types, to_position=to_position
-            )
-        return found
+        return await indexed.account_events(self._fetch, account_id, types, to_position)
 
     # --- derived state (the read models' rows, :mod:`._sqlite.states`) ----------------------
 

@@ -12,7 +12,6 @@ from typing import Any, Final
 
 import msgspec
 
-from ..rows import current_shape_sql
 from ..store import CURRENT_SHAPE, PAYLOAD_COLUMNS, PayloadRow, RawRow, Record, record_from_row
 from .reads import SELECT, Fetch
 from .reads import _short as short_read
@@ -193,31 +192,23 @@ async def last_event(fetch: Fetch, stream: str, to_position: int | None) -> Reco
 
 async def account_events(
     fetch: Fetch, account_id: str, types: Collection[str], to_position: int | None
-) -> list[PayloadRow] | None:
-    """:meth:`ledger.store.EventStore.read_account_events` in one statement: the account's
-    payments by the index of payment requests by account, their events by the stream index,
-    merged with the account's own stream by position. None for an id holding a NUL character
-    (SQLite's JSON functions cut text there: the caller reads it the generic way)."""
-    if "\x00" in account_id:
-        return None
+) -> list[PayloadRow]:
+    """:meth:`ledger.store.EventStore.read_account_events`: the account's payments by the
+    index of payment requests by account (:func:`payments_of`), then their events by the stream
+    index, merged with the account's own stream by position, in one statement."""
     end = _NO_END if to_position is None else to_position
-    in_types, type_params = in_clause("e.type", types)
+    payments = await payments_of(fetch, account_id, to_position)
+    in_streams, stream_params = in_clause("stream", [f"payment-{p}" for p in payments])
+    in_types, type_params = in_clause("type", types)
     sql = (
-        "WITH pay(stream) AS (SELECT DISTINCT stream FROM events "
-        "WHERE type = 'PaymentRequested' AND json_extract(data, '$.account_id') = ? "
-        "AND position <= ?) "
         f"SELECT {PAYLOAD_COLUMNS} FROM events WHERE stream = ? AND position <= ? "
         "UNION ALL "
-        "SELECT e.position, e.type, e.schema, e.data FROM pay JOIN events e "
-        f"ON e.stream = pay.stream WHERE e.position <= ? AND ({in_types} OR NOT "
-        f"({_CURRENT_SHAPE_OF_E})) ORDER BY 1"
+        f"SELECT {PAYLOAD_COLUMNS} FROM events WHERE {in_streams} AND position <= ? "
+        f"AND ({in_types} OR NOT ({CURRENT_SHAPE})) ORDER BY 1"
     )
-    params = (account_id, end, f"account-{account_id}", end, end, *type_params)
+    params = (f"account-{account_id}", end, *stream_params, end, *type_params)
     rows: list[PayloadRow] = await fetch(sql, params)
     return rows
-
-
-_CURRENT_SHAPE_OF_E: Final = current_shape_sql("e")
 
 
 class _AccountOf(msgspec.Struct):

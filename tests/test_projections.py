@@ -51,6 +51,7 @@ from projections import (
     open_projections,
     payment_at,
     policy_at,
+    policy_for,
     subscribe,
 )
 from projections import projector as projector_module
@@ -273,6 +274,17 @@ async def _time_travel(backend: Backend, ops: list[tuple[int, int]], split: int)
                 assert await policy_at(store, merchant, position=n) == at(
                     expected.policy(merchant), n
                 )
+        # one scenario's rule, from the store's index of the policy stream, at any bound in
+        # any order (the index grows as later bounds are asked for)
+        bounds = sorted({0, 1, head // 3, head // 2, head - 1, head, split % (head + 1)})
+        for n in [*reversed(bounds), *bounds, head + 5]:
+            expected = fold(records[: max(0, n)])
+            for merchant in MERCHANTS:
+                rules = expected.policy(merchant).rules
+                for scenario in ("car_loan_down_payment", "car_loan_deposit", "retail"):
+                    found = await policy_for(store, merchant, scenario, position=n)
+                    assert found.position == min(max(0, n), head)
+                    assert found.rules == ({scenario: rules[scenario]} if scenario in rules else {})
         # as_of bounds by occurred_at (minute n-1 after T0 is event n)
         n = max(1, head // 2)
         moment = T0 + timedelta(minutes=n - 1, seconds=30)

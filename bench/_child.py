@@ -1,24 +1,37 @@
-"""A fresh process that reads a whole store and reports its peak memory.
+"""A fresh process that does one thing to a store and reports its time and peak memory.
 
-``python -m bench._child store|raw PATH`` reads every event of the store at ``PATH`` (``store``:
-``read_all`` with decoding; ``raw``: ``sqlite3`` ``SELECT`` + the same msgspec decoder) and prints
-one JSON object: events read, seconds, and the process's RSS high-water mark before and after
-the read, in bytes. It does nothing else, so the high-water mark is the read's.
+``python -m bench._child store|raw|rebuild|read_decode PATH`` reads every event of the store
+at ``PATH`` (``store``: ``read_all`` with decoding; ``raw``: ``sqlite3`` ``SELECT`` + the same
+msgspec decoder), rebuilds its projections (``rebuild``: :meth:`projections.Projector.rebuild`),
+or reads and decodes it as the rebuild figures' raw baseline does (``read_decode``:
+:func:`bench._raw.read_decode`), and prints one JSON object: events, seconds, and the process's
+RSS high-water mark before and after, in bytes. It does nothing else, so the high-water mark is
+that work's.
+
+``python -m bench._child cli ARG...`` runs ``payledger ARG...`` in this process and prints the
+same object with what the process wrote (``/proc/self/io``: ``wchar``, the bytes it handed to
+``write`` calls; ``write_bytes``, the bytes it caused to be sent to storage) and the exit code.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import resource
 import sqlite3
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from ledger import open_store
 from ledger.events import DECODER
+from projections import Projector
+
+from ._raw import read_decode
 
 __all__ = ["main"]
 
@@ -73,9 +86,72 @@ def _raw(path: str) -> dict[str, Any]:
     return {"events": count, "seconds": seconds, "rss_before": before, "rss_peak": _peak_rss()}
 
 
+async def _rebuild(path: str) -> dict[str, Any]:
+    async with open_store(path) as store, Projector.open(store) as projector:
+        before = _peak_rss()
+        start = time.perf_counter()
+        result = await projector.rebuild()
+        seconds = time.perf_counter() - start
+    return {
+        "events": result.events,
+        "seconds": seconds,
+        "rss_before": before,
+        "rss_peak": _peak_rss(),
+    }
+
+
+def _read_decode(path: str) -> dict[str, Any]:
+    before = _peak_rss()
+    start = time.perf_counter()
+    count = read_decode(Path(path))
+    seconds = time.perf_counter() - start
+    return {"events": count, "seconds": seconds, "rss_before": before, "rss_peak": _peak_rss()}
+
+
+def _io() -> dict[str, int]:
+    """This process's ``/proc/self/io`` counters (empty where there is none)."""
+    found: dict[str, int] = {}
+    try:
+        with open("/proc/self/io", encoding="ascii") as io:
+            for line in io:
+                key, value = line.split(":")
+                found[key] = int(value)
+    except OSError:
+        pass
+    return found
+
+
+def _cli(argv: list[str]) -> dict[str, Any]:
+    from replay.cli import main as payledger
+
+    before = _peak_rss()
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = payledger(argv)
+    seconds = time.perf_counter() - start
+    counters = _io()
+    return {
+        "code": code,
+        "seconds": seconds,
+        "rss_before": before,
+        "rss_peak": _peak_rss(),
+        "wchar": counters.get("wchar"),
+        "write_bytes": counters.get("write_bytes"),
+    }
+
+
 def main(argv: list[str]) -> None:
-    kind, path = argv
-    result = anyio.run(_store, path) if kind == "store" else _raw(path)
+    kind, *args = argv
+    if kind == "cli":
+        result = _cli(args)
+    elif kind == "store":
+        result = anyio.run(_store, args[0])
+    elif kind == "rebuild":
+        result = anyio.run(_rebuild, args[0])
+    elif kind == "read_decode":
+        result = _read_decode(args[0])
+    else:
+        result = _raw(args[0])
     print(json.dumps(result))
 
 

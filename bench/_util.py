@@ -63,10 +63,11 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Target(msgspec.Struct, frozen=True, kw_only=True):
-    """What a figure should reach: ``ratio >= 3``, ``value >= 50000`` or ``value < 150``."""
+    """What a figure should reach: ``ratio >= 3``, ``value >= 50000``, ``value < 150`` or
+    ``value <= 2``."""
 
     on: Literal["ratio", "value"]
-    op: Literal[">=", "<"]
+    op: Literal[">=", "<", "<="]
     threshold: float
     aim: bool = False
     """An aspiration rather than a requirement (shown as ``aim``; never fails the run)."""
@@ -75,7 +76,9 @@ class Target(msgspec.Struct, frozen=True, kw_only=True):
         number = figure.ratio if self.on == "ratio" else figure.value
         if number is None:
             return None
-        return number >= self.threshold if self.op == ">=" else number < self.threshold
+        if self.op == ">=":
+            return number >= self.threshold
+        return number < self.threshold if self.op == "<" else number <= self.threshold
 
     def describe(self, unit: str) -> str:
         what = "x raw" if self.on == "ratio" else f" {unit}"

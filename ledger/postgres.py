@@ -113,6 +113,7 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    PayloadRow,
     Prepared,
     RawRow,
     Record,
@@ -412,6 +413,22 @@ class PostgresEventStore(EventStore):
         return await reads.read_rows(
             self._fetch, from_position, to_position, skip_types, keep_streams
         )
+
+    async def read_payloads(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+        with_stream: bool = False,
+    ) -> list[PayloadRow]:
+        return await reads.read_payloads(
+            self._fetch, from_position, to_position, skip_types, keep_streams, with_stream
+        )
+
+    async def read_json_page(self, from_position: int, to_position: int) -> str | None:
+        return await reads.read_json_page(self._fetch, from_position, to_position)
 
     async def stream_bounds(
         self,

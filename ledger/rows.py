@@ -12,9 +12,27 @@ from .errors import DamagedStoreError
 from .events import CATALOGUE, DECODER, ENCODER, Event, UnknownEvent, upcast
 from .records import EPOCH, Record, from_micros, to_micros
 
-__all__ = ["ROW_COLUMNS", "RawRow", "decode_event", "record_from_row", "row_from_record"]
+__all__ = [
+    "CURRENT_SHAPE",
+    "PAYLOAD_COLUMNS",
+    "ROW_COLUMNS",
+    "PayloadRow",
+    "RawRow",
+    "current_schema",
+    "current_shape_sql",
+    "decode_event",
+    "event_of_payload",
+    "record_from_row",
+    "row_from_record",
+]
 
 _CURRENT_SCHEMA: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.items()}
+
+
+def current_schema(type_name: str) -> int | None:
+    """The schema version events of ``type_name`` are decoded at (None: not a catalogue
+    type)."""
+    return _CURRENT_SCHEMA.get(type_name)
 
 
 def decode_event(type_name: str, schema: int, data: str, occurred_us: int, position: int) -> Event:
@@ -86,10 +104,49 @@ def record_from_row(row: Sequence[Any]) -> Record:
     return Record(position, stream, version, event, eid, recorded_at, corr, caus)
 
 
+def event_of_payload(row: Sequence[Any]) -> Event:
+    """The event of a :data:`PayloadRow`, decoded as :func:`record_from_row` decodes a stored
+    row's (an event of a type this version does not know is an :class:`UnknownEvent` with no
+    ``occurred_at``: the payload row does not carry it)."""
+    position, type_name, schema, data = row[0], row[1], row[2], row[3]
+    if _CURRENT_SCHEMA.get(type_name) == schema:
+        try:
+            event: Event = DECODER.decode(data)
+            return event
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # decode_event says why (it raises)
+    return decode_event(type_name, schema, data, 0, position)
+
+
 RawRow: TypeAlias = tuple[Any, ...]
 """A stored event undecoded, as :meth:`EventStore.read_rows` gives it: position, stream,
 version, type, schema, occurred_at (microseconds), recorded_at (microseconds), event_id,
 correlation_id, causation_id, data (the event's JSON)."""
+
+
+def current_shape_sql(table: str = "") -> str:
+    """An SQL condition on a stored row (of ``table``, an alias, if given): its type is in the
+    catalogue and stored at its current schema version (its data decodes as it is, with no
+    upcast)."""
+    prefix = f"{table}." if table else ""
+    by_version: dict[int, list[str]] = {}
+    for name, cls in CATALOGUE.items():
+        by_version.setdefault(cls.schema_version, []).append(f"'{name}'")
+    return " OR ".join(
+        f"({prefix}schema = {version} AND {prefix}type IN ({', '.join(names)}))"
+        for version, names in sorted(by_version.items())
+    )
+
+
+CURRENT_SHAPE: Final = current_shape_sql()
+""":func:`current_shape_sql` of a row of ``events`` read without an alias."""
+
+PAYLOAD_COLUMNS: Final = "position, type, schema, data"
+"""The columns of a :data:`PayloadRow`, without the stream."""
+
+PayloadRow: TypeAlias = tuple[Any, ...]
+"""A stored event as :meth:`EventStore.read_payloads` gives it: position, type, schema, data (the
+event's JSON), and the stream when asked for."""
 
 
 def row_from_record(record: Record) -> RawRow:

@@ -59,6 +59,7 @@ from .store import (
     ImportItem,
     ImportResult,
     IntegrityReport,
+    PayloadRow,
     Prepared,
     RawRow,
     Record,
@@ -120,8 +121,16 @@ class SQLiteEventStore(EventStore):
         readonly: bool = False,
         durability: Durability = "full",
         busy_timeout: float = 30.0,
+        private: bool = False,
     ) -> SQLiteEventStore:
+        """Open (creating it if the path is free) the store at ``path``. ``private``: the file
+        is this process's alone until the caller links it into place (a new store built
+        beside its path): no write-ahead log and no fsync, each page written once; a crash
+        leaves a file to throw away, and the caller fsyncs it before making it visible
+        (:mod:`._sqlite.connections`)."""
         path = str(path)
+        if private and readonly:
+            raise ValueError("a private store is opened to be written")
         if durability not in ("full", "normal"):
             raise ValueError(f"durability is 'full' or 'normal', not {durability!r}")
         apath = anyio.Path(path)
@@ -132,7 +141,11 @@ class SQLiteEventStore(EventStore):
             # thread reporting to a loop that may be closed by then)
             raise StoreError(f"{path}: is a directory, not a store")
         thread, reader, version = await open_connections(
-            path, readonly=readonly, durability=durability, busy_timeout=busy_timeout
+            path,
+            readonly=readonly,
+            durability=durability,
+            busy_timeout=busy_timeout,
+            private=private,
         )
         return cls(path, thread, reader, readonly=readonly, schema_version=version)
 
@@ -421,6 +434,28 @@ class SQLiteEventStore(EventStore):
             keep_streams=keep_streams,
         )
 
+    async def read_payloads(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+        with_stream: bool = False,
+    ) -> list[PayloadRow]:
+        return await indexed.read_payloads(
+            self._guarded,
+            self.head,
+            from_position,
+            to_position,
+            skip_types=skip_types,
+            keep_streams=keep_streams,
+            with_stream=with_stream,
+        )
+
+    async def read_json_page(self, from_position: int, to_position: int) -> str | None:
+        return await indexed.read_json_page(self._guarded, self.head, from_position, to_position)
+
     async def stream_bounds(
         self,
         prefix: str,
@@ -479,6 +514,13 @@ class SQLiteEventStore(EventStore):
         if not rows or rows[0][0] is None:
             return None
         return Frontier.from_bytes(rows[0][0])
+
+    async def read_account_events(
+        self, account_id: str, *, types: Collection[str], to_position: int | None = None
+    ) -> list[PayloadRow]:
+        return await indexed.account_events(
+            self._fetch, self.layout, account_id, types, to_position
+        )
 
     # --- derived state (the read models' rows, :mod:`._sqlite.states`) ----------------------
 

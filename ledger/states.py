@@ -19,7 +19,7 @@ in-memory one, and the reference the others follow.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from typing import Final
 
 import msgspec
@@ -79,17 +79,18 @@ class StateStore(ABC):
     async def commit(
         self,
         name: str,
-        rows: Sequence[StateRow],
+        rows: Iterable[StateRow],
         *,
         position: int,
         version: int,
         expected: int | None,
         reset: bool = False,
     ) -> bool:
-        """Write ``rows`` (each replaces the row of its kind and key) and move the checkpoint
-        to ``position``, in one transaction, if the checkpoint is still at ``expected``
-        (``None``: wherever it is). With ``reset``, every row of ``name`` goes first (a
-        rebuild). Returns False, writing nothing, when another writer moved the checkpoint.
+        """Write ``rows`` (each replaces the row of its kind and key; an iterable is consumed
+        once, as it is written) and move the checkpoint to ``position``, in one transaction, if
+        the checkpoint is still at ``expected`` (``None``: wherever it is). With ``reset``,
+        every row of ``name`` goes first (a rebuild). Returns False, writing nothing, when
+        another writer moved the checkpoint.
 
         Raises :class:`ReadOnlyError` on a store opened read-only, and :class:`StoreError` for
         a checkpoint past the head of the log."""
@@ -135,7 +136,7 @@ class MemoryStates(StateStore):
     async def commit(
         self,
         name: str,
-        rows: Sequence[StateRow],
+        rows: Iterable[StateRow],
         *,
         position: int,
         version: int,

@@ -41,7 +41,7 @@ from datetime import datetime
 from ._merkle.frontier import Frontier
 from ._merkle.tree import NodeId
 from .errors import ConcurrencyError, StoreError
-from .events import Event
+from .events import Event, UnknownEvent
 from .planner import Planner as Planner
 from .planner import Stored as Stored
 from .planner import chain_hash as chain_hash
@@ -66,9 +66,14 @@ from .records import Prepared as Prepared
 from .records import Record as Record
 from .records import from_micros as from_micros
 from .records import to_micros as to_micros
+from .rows import CURRENT_SHAPE as CURRENT_SHAPE
+from .rows import PAYLOAD_COLUMNS as PAYLOAD_COLUMNS
 from .rows import ROW_COLUMNS as ROW_COLUMNS
+from .rows import PayloadRow as PayloadRow
 from .rows import RawRow as RawRow
+from .rows import current_schema
 from .rows import decode_event as decode_event
+from .rows import event_of_payload as event_of_payload
 from .rows import record_from_row as record_from_row
 from .rows import row_from_record as row_from_record
 from .states import StateStore
@@ -82,6 +87,7 @@ __all__ = [
     "ImportItem",
     "ImportResult",
     "IntegrityReport",
+    "PayloadRow",
     "Prepared",
     "RawRow",
     "Record",
@@ -305,3 +311,59 @@ class EventStore(ABC):
             if getattr(rec.event, "account_id", None) == account_id:
                 found.append(rec.stream.removeprefix("payment-"))
         return found
+
+    async def read_payloads(
+        self,
+        from_position: int,
+        to_position: int,
+        *,
+        skip_types: Collection[str] = (),
+        keep_streams: Collection[str] = (),
+        with_stream: bool = False,
+    ) -> list[PayloadRow]:
+        """:meth:`read_rows` cut to what a pass that decodes the events itself reads: each
+        stored event as ``(position, type, schema, data)``, with its stream after them when
+        ``with_stream`` (no ids, no timestamps, no hash). The same promise: an unfiltered page
+        holds every position of its range up to the head, or raises."""
+        rows = await self.read_rows(
+            from_position, to_position, skip_types=skip_types, keep_streams=keep_streams
+        )
+        if with_stream:
+            return [(r[0], r[3], r[4], r[10], r[1]) for r in rows]
+        return [(r[0], r[3], r[4], r[10]) for r in rows]
+
+    async def read_json_page(self, from_position: int, to_position: int) -> str | None:
+        """The events at positions ``from_position`` to ``to_position`` (at most the head) as
+        one JSON array of ``[position, event]`` pairs in position order, each event its stored
+        JSON (``[[1,{...}],[2,{...}]]``): a pass over the log decodes a page in one call.
+        ``None`` when one of them is not stored in its type's current shape or is of a type
+        this version does not know: :meth:`read_payloads` reads that page for the caller to
+        decode row by row (upcasting, or naming the unknown type). Every position of the range
+        up to the head is there, or it raises :class:`DamagedStoreError`."""
+        rows = await self.read_payloads(from_position, to_position)
+        if any(current_schema(r[1]) != r[2] for r in rows):
+            return None
+        return "[" + ",".join(f"[{r[0]},{r[3]}]" for r in rows) + "]"
+
+    async def read_account_events(
+        self, account_id: str, *, types: Collection[str], to_position: int | None = None
+    ) -> list[PayloadRow]:
+        """What an account's state is folded from, up to ``to_position``, in position order:
+        the events of its own stream (``account-<id>``) and, of the payments whose
+        ``PaymentRequested`` names it (:meth:`payments_of`), the events of ``types``, as
+        payload rows (:meth:`read_payloads`). Events that do not decode as they are stored (an
+        unknown type, an older or newer shape) come whatever their type, so that the caller
+        decodes them and learns what they are."""
+        wanted = frozenset(types)
+        payments = await self.payments_of(account_id, to_position=to_position)
+        streams = [f"account-{account_id}", *(f"payment-{p}" for p in payments)]
+        rows: list[PayloadRow] = []
+        async for rec in self.read_streams(streams, to_position=to_position):
+            if (
+                rec.stream.startswith("account-")
+                or rec.type in wanted
+                or (isinstance(rec.event, UnknownEvent))
+            ):
+                row = row_from_record(rec)
+                rows.append((row[0], row[3], row[4], row[10]))
+        return rows

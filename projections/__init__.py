@@ -38,6 +38,7 @@ from .travel import account_at as account_at
 from .travel import channel_at as channel_at
 from .travel import payment_at as payment_at
 from .travel import policy_at as policy_at
+from .travel import policy_for as policy_for
 
 __all__ = [
     "AccountState",
@@ -59,5 +60,6 @@ __all__ = [
     "open_projections",
     "payment_at",
     "policy_at",
+    "policy_for",
     "subscribe",
 ]

@@ -55,6 +55,7 @@ __all__ = [
     "AccountFold",
     "Hold",
     "apply",
+    "apply_event",
     "new_fold",
 ]
 
@@ -328,10 +329,14 @@ def apply(fold: AccountFold, record: Record) -> AccountFold:
     Other payment events leave it as it is (``position`` included: it is the last event that
     concerned the account). Raises :class:`UnknownEventTypeError` for an event of an unknown type.
     """
-    event = record.event
+    return apply_event(fold, record.event, record.position)
+
+
+def apply_event(fold: AccountFold, event: Event, position: int) -> AccountFold:
+    """:func:`apply` of an event at ``position``."""
     handler = _HANDLERS.get(type(event))
     if handler is not None:
-        return handler(fold, event, record.position)
+        return handler(fold, event, position)
     if isinstance(event, UnknownEvent):
-        raise UnknownEventTypeError(event.type_name, record.position)
+        raise UnknownEventTypeError(event.type_name, position)
     return fold

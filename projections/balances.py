@@ -38,6 +38,8 @@ __all__ = [
     "entries_for",
     "post",
     "receivable_of",
+    "repayment_legs",
+    "settlement_legs",
 ]
 
 REPAYMENT_CASH = "cash:repayments"
@@ -103,47 +105,58 @@ def entries_for(
     if isinstance(event, PaymentSettled):
         if payment is None:
             return ()
-        amount = event.amount_minor
-        currency = payment.currency
-        if event.channel in CREDIT_PRODUCTS and line_currency is not None:
-            debit = Leg(
-                receivable_of(payment.account_id, event.channel),
-                currency,
-                True,
-                amount,
-                payment.account_id,
-            )
-        else:
-            debit = Leg(f"clearing:{event.channel}", currency, True, amount)
-        return (debit, Leg(f"payable:{payment.merchant}", currency, False, amount))
+        return settlement_legs(
+            payment.account_id,
+            payment.merchant,
+            payment.currency,
+            event.channel,
+            event.amount_minor,
+            has_line=line_currency is not None,
+        )
     if isinstance(event, RepaymentMade):
         if line_currency is None:
             return ()
-        amount = event.amount_minor
-        applied = min(amount, max(0, receivable_minor))
-        legs = [Leg(REPAYMENT_CASH, line_currency, True, amount)]
-        if applied:
-            legs.append(
-                Leg(
-                    receivable_of(event.account_id, event.product),
-                    line_currency,
-                    False,
-                    applied,
-                    event.account_id,
-                )
-            )
-        if amount > applied:
-            legs.append(
-                Leg(
-                    f"overpaid:{event.account_id}:{event.product}",
-                    line_currency,
-                    False,
-                    amount - applied,
-                    event.account_id,
-                )
-            )
-        return tuple(legs)
+        return repayment_legs(
+            event.account_id, event.product, event.amount_minor, line_currency, receivable_minor
+        )
     return ()
+
+
+def settlement_legs(
+    account_id: str, merchant: str, currency: str, channel: str, amount: int, *, has_line: bool
+) -> tuple[Leg, Leg]:
+    """The legs of a ``PaymentSettled`` of ``amount`` on ``channel`` (a payment of
+    ``account_id`` to ``merchant`` in ``currency``; ``has_line``: the account has a credit line
+    of the channel's product)."""
+    if channel in CREDIT_PRODUCTS and has_line:
+        debit = Leg(receivable_of(account_id, channel), currency, True, amount, account_id)
+    else:
+        debit = Leg(f"clearing:{channel}", currency, True, amount)
+    return (debit, Leg(f"payable:{merchant}", currency, False, amount))
+
+
+def repayment_legs(
+    account_id: str, product: str, amount: int, line_currency: str, receivable_minor: int
+) -> tuple[Leg, ...]:
+    """The legs of a ``RepaymentMade`` of ``amount`` on a credit line in ``line_currency``
+    whose receivable stood at ``receivable_minor``."""
+    applied = min(amount, max(0, receivable_minor))
+    legs = [Leg(REPAYMENT_CASH, line_currency, True, amount)]
+    if applied:
+        legs.append(
+            Leg(receivable_of(account_id, product), line_currency, False, applied, account_id)
+        )
+    if amount > applied:
+        legs.append(
+            Leg(
+                f"overpaid:{account_id}:{product}",
+                line_currency,
+                False,
+                amount - applied,
+                account_id,
+            )
+        )
+    return tuple(legs)
 
 
 def post(balance: Balance | None, leg: Leg, position: int) -> Balance:

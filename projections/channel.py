@@ -13,7 +13,7 @@ from ledger.store import Record
 
 from .state import ChannelState
 
-__all__ = ["apply", "new_state"]
+__all__ = ["apply", "apply_event", "new_state"]
 
 
 def new_state(channel: str) -> ChannelState:
@@ -24,16 +24,20 @@ def new_state(channel: str) -> ChannelState:
 def apply(state: ChannelState, record: Record) -> ChannelState:
     """The channel after ``record`` (an event of its stream; anything else only moves
     ``position``). Raises :class:`UnknownEventTypeError` for an event of an unknown type."""
-    event = record.event
+    return apply_event(state, record.event, record.position)
+
+
+def apply_event(state: ChannelState, event: object, position: int) -> ChannelState:
+    """:func:`apply` of an event at ``position``."""
     if isinstance(event, ChannelStatusChanged):
         return replace(
             state,
             status=event.status,
             reason=event.reason,
             expected_until=event.expected_until,
-            status_position=record.position,
-            position=record.position,
+            status_position=position,
+            position=position,
         )
     if isinstance(event, UnknownEvent):
-        raise UnknownEventTypeError(event.type_name, record.position)
-    return replace(state, position=record.position)
+        raise UnknownEventTypeError(event.type_name, position)
+    return replace(state, position=position)

@@ -35,7 +35,7 @@ from ledger.store import Record
 
 from .state import AttemptState, FailoverState, PaymentOutcome, PaymentState, VerificationResult
 
-__all__ = ["PAYMENT_EVENT_TYPES", "apply", "outcome_of"]
+__all__ = ["PAYMENT_EVENT_TYPES", "apply", "apply_event", "outcome_of"]
 
 PAYMENT_EVENT_TYPES: Final = frozenset(
     {
@@ -215,8 +215,11 @@ def apply(state: PaymentState | None, record: Record) -> PaymentState | None:
     """The payment after ``record`` (an event of its stream); ``None`` until its
     ``PaymentRequested``. Raises :class:`UnknownEventTypeError` for an event of an unknown
     type."""
-    event = record.event
-    pos = record.position
+    return apply_event(state, record.event, record.position)
+
+
+def apply_event(state: PaymentState | None, event: Event, pos: int) -> PaymentState | None:
+    """:func:`apply` of an event at position ``pos``."""
     if isinstance(event, PaymentRequested):
         if state is not None:  # a second request in one stream: the first one stands
             return replace(state, position=pos)

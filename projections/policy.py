@@ -14,7 +14,7 @@ from ledger.store import Record
 
 from .state import PolicyRule, PolicyState
 
-__all__ = ["apply", "new_state"]
+__all__ = ["apply", "apply_event", "new_state"]
 
 
 def new_state(merchant: str) -> PolicyState:
@@ -25,15 +25,19 @@ def new_state(merchant: str) -> PolicyState:
 def apply(state: PolicyState, record: Record) -> PolicyState:
     """The policy after ``record`` (an event of its stream; anything else only moves
     ``position``). Raises :class:`UnknownEventTypeError` for an event of an unknown type."""
-    event = record.event
+    return apply_event(state, record.event, record.position)
+
+
+def apply_event(state: PolicyState, event: object, position: int) -> PolicyState:
+    """:func:`apply` of an event at ``position``."""
     if isinstance(event, ChannelPolicySet):
         rule = PolicyRule(
             scenario=event.scenario,
             allowed_channels=tuple(event.allowed_channels),
             reason=event.reason,
-            position=record.position,
+            position=position,
         )
-        return replace(state, rules={**state.rules, event.scenario: rule}, position=record.position)
+        return replace(state, rules={**state.rules, event.scenario: rule}, position=position)
     if isinstance(event, UnknownEvent):
-        raise UnknownEventTypeError(event.type_name, record.position)
-    return replace(state, position=record.position)
+        raise UnknownEventTypeError(event.type_name, position)
+    return replace(state, position=position)

@@ -35,25 +35,44 @@ import anyio
 import msgspec
 
 from ledger.errors import UnknownEventTypeError
-from ledger.store import EventStore, Record, record_from_row
+from ledger.events import ChannelPolicySet, ChannelStatusChanged, UnknownEvent
+from ledger.states import StateRow
+from ledger.store import EventStore
 
 from . import payment as payment_projection
-from .account import ACCOUNT_EVENT_TYPES
+from . import slim
 from .balances import Balance
 from .fold import World
-from .payment import PAYMENT_EVENT_TYPES
-from .rows import NAME, PROJECTION_VERSION, load_row, rows_of
+from .rows import NAME, PROJECTION_VERSION, load_row
 from .state import PaymentState
+from .working import Working
 
 __all__ = ["Progress", "Projector", "RebuildResult", "open_projections"]
 
 Progress = Callable[[int, int], None]
 """``progress(done, total)``: events folded so far out of the events to fold."""
 
+_ACCOUNT_SLIMS: Final = frozenset(
+    {
+        slim.AccountOpened,
+        slim.CreditLineOpened,
+        slim.CreditLimitChanged,
+        slim.CreditScoreChanged,
+        slim.CreditStatusChanged,
+        slim.RepaymentOverdue,
+        slim.RepaymentMade,
+    }
+)
 _CACHE_LIMIT: Final = 200_000
 """Past this many payments held in memory, a projector drops its cache after a batch."""
-_PAGE: Final = 20_000
+_PAGE: Final = 10_000
 _BALANCE: Final = msgspec.msgpack.Decoder(Balance)
+
+
+def written_rows(world: Working, *, dirty_only: bool = True) -> Iterable[StateRow]:
+    """The rows a commit writes, made as they are written (:meth:`Working.iter_rows`; a seam
+    for tests that make a commit fail half way)."""
+    return world.iter_rows(dirty_only=dirty_only)
 
 
 class RebuildResult(msgspec.Struct, frozen=True):
@@ -89,7 +108,7 @@ class Projector:
     def __init__(self, store: EventStore, *, name: str = NAME) -> None:
         self.store = store
         self.name = name
-        self._world = World()
+        self._world = Working()
         self._checkpoint: int | None = None
         """The checkpoint the cache is at (``None``: the cache is not to be trusted)."""
         self._seen: dict[str, set[str]] = {}
@@ -135,7 +154,7 @@ class Projector:
     # --- the cache ------------------------------------------------------------------------
 
     def _reset_cache(self) -> None:
-        self._world = World()
+        self._world = Working()
         self._checkpoint = None
         self._seen = {}
         self._shared_loaded = False
@@ -159,8 +178,8 @@ class Projector:
                 states[pid] = after
         return states
 
-    async def _prefetch(self, records: Sequence[Record], checkpoint: int) -> None:
-        """Load into the cache the persisted states the records will change."""
+    async def _prefetch(self, events: Sequence[tuple[int, Any]], checkpoint: int) -> None:
+        """Load into the cache the persisted states the events will change."""
         if checkpoint == 0:
             return
         world, states, name = self._world, self.store.states, self.name
@@ -168,21 +187,25 @@ class Projector:
         payments: set[str] = set()
         channels: set[str] = set()
         merchants: set[str] = set()
-        for rec in records:
-            event: Any = rec.event
-            kind = type(event).__name__
-            if kind in PAYMENT_EVENT_TYPES:
-                payments.add(event.payment_id)
-                if kind == "PaymentRequested":
-                    accounts.add(event.account_id)
-            elif kind in ACCOUNT_EVENT_TYPES:
+        for _, event in events:
+            kind = type(event)
+            if kind in _ACCOUNT_SLIMS:
                 accounts.add(event.account_id)
-            elif kind == "ChannelStatusChanged":
+            elif kind is slim.PaymentRequested:
+                payments.add(event.payment_id)
+                accounts.add(event.account_id)
+            elif kind is ChannelStatusChanged:
                 channels.add(event.channel)
-            elif kind == "ChannelPolicySet":
+            elif kind is ChannelPolicySet:
                 merchants.add(event.merchant)
+            elif kind is not UnknownEvent:
+                payments.add(event.payment_id)
         fresh_payments = self._unseen("payment", payments)
-        world.payments.update(await self._payments(fresh_payments, checkpoint))
+        if fresh_payments:
+            streams = [f"payment-{p}" for p in fresh_payments]
+            world.load_payments(
+                [rec async for rec in self.store.read_streams(streams, to_position=checkpoint)]
+            )
         for pid in payments:
             found = world.payments.get(pid)
             if found is not None:
@@ -190,28 +213,28 @@ class Projector:
         fresh = self._unseen("account", accounts)
         if fresh:
             for row in (await states.get(name, "account", fresh)).values():
-                load_row(world, row)
+                world.load_row(row)
             for row in await states.grouped(name, "balance", fresh):
-                load_row(world, row)
-        for kind, keys in (("channel", channels), ("policy", merchants)):
-            fresh = self._unseen(kind, keys)
+                world.load_row(row)
+        for kind_name, keys in (("channel", channels), ("policy", merchants)):
+            fresh = self._unseen(kind_name, keys)
             if fresh:
-                for row in (await states.get(name, kind, fresh)).values():
-                    load_row(world, row)
+                for row in (await states.get(name, kind_name, fresh)).values():
+                    world.load_row(row)
         if not self._shared_loaded:
             for row in await states.grouped(name, "balance", [""]):
-                load_row(world, row)
+                world.load_row(row)
             async for page in states.scan(name, "total"):
                 for row in page:
-                    load_row(world, row)
+                    world.load_row(row)
             self._shared_loaded = True
 
     # --- writing ----------------------------------------------------------------------------
 
     async def _commit(
-        self, world: World, position: int, expected: int | None, *, reset: bool
+        self, world: Working, position: int, expected: int | None, *, reset: bool
     ) -> bool:
-        rows = rows_of(world, dirty_only=not reset)
+        rows = written_rows(world, dirty_only=not reset)
         with anyio.CancelScope(shield=True):
             written = await self.store.states.commit(
                 self.name,
@@ -227,9 +250,11 @@ class Projector:
 
     # --- catching up, rebuilding, following ------------------------------------------------
 
-    async def _records(self, after: int, upto: int) -> list[Record]:
-        rows = await self.store.read_rows(after + 1, upto)
-        return [record_from_row(row) for row in rows]
+    async def _events(self, after: int, upto: int) -> list[tuple[int, Any]]:
+        """The events after ``after`` up to ``upto``, decoded (slim where they can be)."""
+        rows = await self.store.read_payloads(after + 1, upto)
+        decode = slim.slim_of_row
+        return [(row[0], decode(row[1], row[2], row[3], row[0])) for row in rows]
 
     async def catch_up(self, *, batch_size: int = 5000, to_position: int | None = None) -> int:
         """Apply every event after the checkpoint (up to ``to_position``), a batch per
@@ -251,17 +276,23 @@ class Projector:
             if checkpoint >= upto:
                 self._checkpoint = checkpoint
                 return checkpoint
-            records = await self._records(checkpoint, min(upto, checkpoint + batch_size))
-            await self._prefetch(records, checkpoint)
+            if checkpoint == 0 and upto > batch_size:
+                done = await self._from_scratch(upto, stored)
+                if done is not None:
+                    return done
+                continue  # another projector wrote first: start again from its checkpoint
+            events = await self._events(checkpoint, min(upto, checkpoint + batch_size))
+            await self._prefetch(events, checkpoint)
             world = self._world
             self._checkpoint = None  # the cache runs ahead of the rows until written
             error: UnknownEventTypeError | None = None
             last = checkpoint
             try:
                 with _no_gc():
-                    for rec in records:
-                        world.apply(rec)
-                        last = rec.position
+                    apply = world.apply_event
+                    for position, event in events:
+                        apply(event, position)
+                        last = position
             except UnknownEventTypeError as e:
                 error = e
             if last > checkpoint and not await self._commit(world, last, stored, reset=foreign):
@@ -272,6 +303,29 @@ class Projector:
             if error is not None:
                 raise error
 
+    async def _from_scratch(self, upto: int, stored: int) -> int | None:
+        """A catch-up with no rows to start from, of more than a batch: one pass like a
+        rebuild's up to ``upto``, its rows written in one transaction if the checkpoint is
+        still ``stored``; returns the new checkpoint, or None when another projector wrote
+        first. Raises what a catch-up raises, after writing what came before it."""
+        world = Working(track=False)
+        with _no_gc():
+            stopped = await self._fold_pages(world, upto, None)
+            written = world.position > 0 and await self._commit(
+                world, world.position, stored, reset=True
+            )
+        self._reset_cache()
+        if world.position > 0 and not written:
+            return None
+        world.track = True
+        self._world, self._checkpoint = world, world.position
+        self._shared_loaded = True
+        if len(world.payments) > _CACHE_LIMIT:
+            self._reset_cache()
+        if stopped is not None:
+            raise stopped
+        return world.position
+
     async def rebuild(self, progress: Progress | None = None) -> RebuildResult:
         """Fold every event from position 1 again; the new rows and checkpoint replace the old
         ones in one transaction."""
@@ -281,25 +335,14 @@ class Projector:
     async def _rebuild(self, progress: Progress | None) -> RebuildResult:
         started = time.perf_counter()
         total = await self.store.head()
-        world = World()
-        stopped: UnknownEventTypeError | None = None
+        world = Working(track=False)
         if progress is not None:
             progress(0, total)
-        apply = world.apply
         with _no_gc():
-            low = 1
-            while low <= total and stopped is None:
-                high = min(total, low + _PAGE - 1)
-                try:
-                    for row in await self.store.read_rows(low, high):
-                        apply(record_from_row(row))
-                except UnknownEventTypeError as e:
-                    stopped = e
-                low = high + 1
-                if progress is not None:
-                    progress(world.position, total)
+            stopped = await self._fold_pages(world, total, progress)
             await self._commit(world, world.position, None, reset=True)
         self._reset_cache()
+        world.track = True  # the cache from now on: catch-ups write what they change
         self._world, self._checkpoint = world, world.position
         self._shared_loaded = True
         if stopped is not None:
@@ -307,6 +350,52 @@ class Projector:
         return RebuildResult(
             events=world.position, seconds=time.perf_counter() - started, position=world.position
         )
+
+    async def _fold_pages(
+        self, world: Working, total: int, progress: Progress | None
+    ) -> UnknownEventTypeError | None:
+        """Fold positions 1 to ``total`` into ``world``, page by page, the next page read (in
+        the store's own thread or server) while this one is folded; returns the error of an
+        event of an unknown type, where the fold stopped. Any other error is raised as it is
+        (a damaged row, a failed read), not in a group.
+
+        A page comes as one JSON text (:meth:`EventStore.read_json_page`), decoded in one
+        call; one that holds an older shape or an unknown type, row by row."""
+        send, receive = anyio.create_memory_object_stream[tuple[int, int, str | None]](1)
+        store = self.store
+        failed: list[Exception] = []
+
+        async def read() -> None:
+            async with send:
+                try:
+                    low = 1
+                    while low <= total:
+                        high = min(total, low + _PAGE - 1)
+                        await send.send((low, high, await store.read_json_page(low, high)))
+                        low = high + 1
+                except Exception as e:  # raised by the folding side, which stops reading
+                    failed.append(e)
+
+        stopped: UnknownEventTypeError | None = None
+        async with anyio.create_task_group() as tg, receive:
+            tg.start_soon(read)
+            async for low, high, page in receive:
+                try:
+                    if page is None or not world.apply_page(page, low):
+                        world.apply_rows(await store.read_payloads(low, high))
+                except UnknownEventTypeError as e:
+                    stopped = e
+                except Exception as e:
+                    failed.append(e)
+                    break
+                if progress is not None:
+                    progress(world.position, total)
+                if stopped is not None:
+                    break
+            tg.cancel_scope.cancel()
+        if failed:
+            raise failed[0]
+        return stopped
 
     async def follow(self, *, batch_size: int = 5000, interval: float = 0.02) -> NoReturn:
         """Catch up, then follow every append (this process's or another's), forever.

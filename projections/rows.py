@@ -38,9 +38,16 @@ __all__ = [
     "KINDS",
     "NAME",
     "PROJECTION_VERSION",
+    "account_row",
     "balance_key",
+    "balance_row",
+    "channel_row",
     "load_row",
+    "payment_row",
+    "payment_row_of",
+    "policy_row",
     "rows_of",
+    "total_row",
 ]
 
 NAME: Final = "projections"
@@ -118,17 +125,46 @@ def policy_row(state: PolicyState) -> StateRow:
 
 
 def payment_row(p: PaymentState) -> StateRow:
+    return payment_row_of(
+        p.payment_id,
+        account_id=p.account_id,
+        merchant=p.merchant,
+        scenario=p.scenario,
+        channel=p.attempts[-1].channel if p.attempts else p.preferred_channel,
+        outcome=p.outcome,
+        amount_minor=p.amount_minor,
+        currency=p.currency,
+        requested_position=p.requested_position,
+        position=p.position,
+    )
+
+
+def payment_row_of(
+    payment_id: str,
+    *,
+    account_id: str,
+    merchant: str,
+    scenario: str,
+    channel: str,
+    outcome: str,
+    amount_minor: int,
+    currency: str,
+    requested_position: int,
+    position: int,
+) -> StateRow:
+    """A payment's row from what it holds (``channel``: its highest-numbered attempt's, else
+    the preferred one)."""
     summary = {
-        "account_id": p.account_id,
-        "merchant": p.merchant,
-        "scenario": p.scenario,
-        "channel": p.attempts[-1].channel if p.attempts else p.preferred_channel,
-        "outcome": p.outcome,
-        "amount_minor": p.amount_minor,
-        "currency": p.currency,
-        "requested_position": p.requested_position,
+        "account_id": account_id,
+        "merchant": merchant,
+        "scenario": scenario,
+        "channel": channel,
+        "outcome": outcome,
+        "amount_minor": amount_minor,
+        "currency": currency,
+        "requested_position": requested_position,
     }
-    return StateRow("payment", p.payment_id, p.account_id, p.position, _summary(summary), b"")
+    return StateRow("payment", payment_id, account_id, position, _summary(summary), b"")
 
 
 def balance_row(b: Balance) -> StateRow:

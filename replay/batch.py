@@ -1,18 +1,23 @@
 """Every payment of a log explained in one pass, with the answers :func:`replay.explain` gives.
 
-The pass folds accounts, channels and policies with the projections' reducers as it reads the
-log in position order. At each attempt's moment (its ``PaymentAttempted``, or its first own
-event, CONTRACT rule 7.1) it keeps the world the attempt met: references to the immutable
-account and policy states and a copy of the (few) channel states. A payment is explained when
-the pass reaches its last event (the store says where each payment stream ends, so an event
-appended to a payment after it settled or was abandoned is never missed, rule 7.2), from its
-folded state and those worlds, by :func:`replay.assemble.assemble`.
+The pass folds accounts, channels and policies as it reads the log in position order: accounts
+in place (the working accounts of :mod:`projections.working`, proved equal to the account
+reducer's fold), channels and policies with their reducers. At each attempt's moment (its
+``PaymentAttempted``, or its first own event, CONTRACT rule 7.1) it keeps the world the attempt
+met: a copy of the account's state, the merchant's (immutable) policy state and a copy of the
+(few) channel states. A payment is explained when the pass reaches its last event (the store
+says where each payment stream ends, so an event appended to a payment after it settled or was
+abandoned is never missed, rule 7.2), from its folded state and those worlds, by
+:func:`replay.assemble.assemble`.
 
 Explaining failed payments only, the pass keeps only the payments that can fail (those with a
 ``PaymentDeclined`` or a ``PaymentAbandoned``) and asks the store for the events that concern
 nothing but their payment (decisions, attempts, verifications, failovers: more than a third of a
 log) only for those, page by page. Everything else is read for every payment: the events that
-move an account (authorizations, settlements) and the account, channel and policy streams.
+move an account (authorizations, settlements) and the account, channel and policy streams. It
+reads each event's type, schema, data and stream only (:meth:`EventStore.read_payloads`), and
+decodes the events of the payments it keeps whole, the others only as far as the accounts need
+(:mod:`projections.slim`).
 """
 
 from __future__ import annotations
@@ -27,15 +32,24 @@ import msgspec
 
 from causes import World
 from ledger.errors import UnknownEventTypeError
-from ledger.events import CATALOGUE, PaymentAttempted, UnknownEvent
-from ledger.store import EventStore, RawRow, Record, record_from_row
-from projections import account as account_projection
+from ledger.events import (
+    CATALOGUE,
+    DECODER,
+    ChannelPolicySet,
+    ChannelStatusChanged,
+    Event,
+    PaymentAttempted,
+    UnknownEvent,
+)
+from ledger.store import EventStore, PayloadRow, decode_event
 from projections import channel as channel_projection
 from projections import payment as payment_projection
 from projections import policy as policy_projection
-from projections.account import ACCOUNT_EVENT_TYPES, CREDIT_PRODUCTS, AccountFold
+from projections.account import ACCOUNT_EVENT_TYPES, CREDIT_PRODUCTS
 from projections.payment import PAYMENT_EVENT_TYPES
+from projections.slim import slim_of_row
 from projections.state import AccountState, ChannelState, PaymentState, PolicyState
+from projections.working import ACCOUNT_HANDLERS, Account
 
 from .assemble import assemble
 from .explanation import Explanation
@@ -69,17 +83,29 @@ _Capture = tuple[int, AccountState | None, dict[str, ChannelState], PolicyState 
 """What an attempt met: its moment, the account, every channel, the merchant's policy."""
 
 
+def _whole(row: PayloadRow) -> Event:
+    """The event of a row decoded whole (:func:`ledger.store.record_from_row`'s decoding)."""
+    if _SCHEMAS.get(row[1]) == row[2]:
+        try:
+            event: Event = DECODER.decode(row[3])
+            return event
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass  # decode_event says why (it raises)
+    return decode_event(row[1], row[2], row[3], 0, row[0])
+
+
 class _Open:
     """A payment the pass will explain, read so far."""
 
-    __slots__ = ("account_id", "attempted", "captures", "last", "merchant", "records")
+    __slots__ = ("account_id", "attempted", "captures", "events", "last", "merchant")
 
     def __init__(self, last: int) -> None:
         self.last = last
         """The position of the payment stream's last event: where it is explained."""
         self.account_id: str | None = None
         self.merchant: str | None = None
-        self.records: list[Record] = []
+        self.events: list[tuple[int, Event]] = []
+        """The payment's own events, whole, with their positions."""
         self.captures: dict[int, _Capture] = {}
         self.attempted: set[int] = set()
         """Attempts captured at their ``PaymentAttempted`` (no later own event moves them)."""
@@ -88,8 +114,15 @@ class _Open:
 class _Pass:
     """Accounts, channels and policies as of the row being read, and the payments open."""
 
-    def __init__(self, bounds: dict[str, tuple[int, int]]) -> None:
-        self.accounts: dict[str, AccountFold] = {}
+    def __init__(
+        self,
+        bounds: dict[str, tuple[int, int]],
+        wanted: Callable[[PaymentState], bool] | None = None,
+    ) -> None:
+        self.wanted = wanted
+        """Which payments to explain, judged from their state (None: every one)."""
+        self.accounts: dict[str, Account] = {}
+        self.names: dict[str, str] = {}
         self.channels: dict[str, ChannelState] = {}
         self.policies: dict[str, PolicyState] = {}
         self.account_of: dict[str, str] = {}
@@ -99,107 +132,115 @@ class _Pass:
 
     # --- the world ----------------------------------------------------------------------
 
-    def _to_account(self, account_id: str, record: Record) -> None:
-        fold = self.accounts.get(account_id)
-        if fold is None:
-            fold = account_projection.new_fold(account_id)
-        self.accounts[account_id] = account_projection.apply(fold, record)
+    def _to_account(self, account_id: str, event: Any, position: int) -> None:
+        account = self.accounts.get(account_id)
+        if account is None:
+            account = self.accounts[account_id] = Account.new(account_id, self.names)
+        ACCOUNT_HANDLERS[type(event)](account, event, position)
 
     def _capture(self, entry: _Open, position: int) -> _Capture:
-        fold = None if entry.account_id is None else self.accounts.get(entry.account_id)
+        found = None if entry.account_id is None else self.accounts.get(entry.account_id)
         policy = None if entry.merchant is None else self.policies.get(entry.merchant)
-        account = fold.state if fold is not None and fold.known else None
+        account = found.state() if found is not None and found.known else None
         return (position, account, dict(self.channels), policy)
 
     # --- a row --------------------------------------------------------------------------
 
-    def apply(self, row: RawRow) -> Explanation | bool | None:
-        """Fold one row; returns the explanation of the payment it ends (``False``: it ends a
-        payment that has none to give), else ``None``."""
-        type_name: str = row[3]
-        stream: str = row[1]
-        if type_name in ACCOUNT_EVENT_TYPES:
-            record = record_from_row(row)
-            self._to_account(record.event.account_id, record)  # type: ignore[attr-defined]
-            return None
-        if type_name == "ChannelStatusChanged":
-            record = record_from_row(row)
-            name: str = record.event.channel  # type: ignore[attr-defined]
+    def apply(self, row: PayloadRow) -> Explanation | bool | None:
+        """Fold one row ``(position, type, schema, data, stream)``; returns the explanation of
+        the payment it ends (``False``: it ends a payment that has none to give), else
+        ``None``."""
+        type_name: str = row[1]
+        if type_name in PAYMENT_EVENT_TYPES:
+            return self._payment_row(row, type_name, row[4])
+        event: Any = slim_of_row(type_name, row[2], row[3], row[0])
+        if type_name in ACCOUNT_EVENT_TYPES and type(event) in ACCOUNT_HANDLERS:
+            self._to_account(event.account_id, event, row[0])
+        elif isinstance(event, ChannelStatusChanged):
+            name = event.channel
             state = self.channels.get(name) or channel_projection.new_state(name)
-            self.channels[name] = channel_projection.apply(state, record)
-            return None
-        if type_name == "ChannelPolicySet":
-            record = record_from_row(row)
-            merchant: str = record.event.merchant  # type: ignore[attr-defined]
+            self.channels[name] = channel_projection.apply_event(state, event, row[0])
+        elif isinstance(event, ChannelPolicySet):
+            merchant = event.merchant
             state_p = self.policies.get(merchant) or policy_projection.new_state(merchant)
-            self.policies[merchant] = policy_projection.apply(state_p, record)
-            return None
-        if type_name not in PAYMENT_EVENT_TYPES:
-            record = record_from_row(row)
-            if isinstance(record.event, UnknownEvent):
-                raise UnknownEventTypeError(record.event.type_name, record.position)
-            return None  # pragma: no cover - every catalogue type is routed above
-        return self._payment_row(row, type_name, stream)
+            self.policies[merchant] = policy_projection.apply_event(state_p, event, row[0])
+        elif isinstance(event, UnknownEvent):
+            raise UnknownEventTypeError(event.type_name, row[0])
+        return None
 
-    def _payment_row(self, row: RawRow, type_name: str, stream: str) -> Explanation | bool | None:
+    def _payment_row(
+        self, row: PayloadRow, type_name: str, stream: str
+    ) -> Explanation | bool | None:
         position: int = row[0]
         payment_id = stream[8:]  # "payment-<id>"
         entry = self.open.get(stream)
-        if entry is None and stream in self.bounds:
-            entry = self.open[stream] = _Open(self.bounds[stream][1])
+        if entry is None:
+            bounds = self.bounds.get(stream)
+            if bounds is not None:
+                entry = self.open[stream] = _Open(bounds[1])
         if type_name == "PaymentRequested" and payment_id not in self.account_of:
-            if _SCHEMAS[type_name] == row[4]:
+            if _SCHEMAS[type_name] == row[2]:
                 try:
-                    head = _REQUESTED_OF.decode(row[10])
+                    head = _REQUESTED_OF.decode(row[3])
                 except (msgspec.ValidationError, msgspec.DecodeError):
                     head = None
             else:
                 head = None
-            if head is None:  # upcast, or not decodable: record_from_row says why
-                event: Any = record_from_row(row).event
+            if head is None:  # upcast, or not decodable: decoding it whole says why
+                event: Any = _whole(row)
                 head = _RequestedOf(event.account_id, event.merchant)
             self.account_of[payment_id] = head.account_id
             if entry is not None:
                 entry.account_id, entry.merchant = head.account_id, head.merchant
         if entry is None:
             if type_name in _MOVES_ACCOUNT:
-                self._move_account(payment_id, record_from_row(row))
+                moved = slim_of_row(type_name, row[2], row[3], position)
+                if isinstance(moved, UnknownEvent):  # (a type column that lies about its data)
+                    raise UnknownEventTypeError(moved.type_name, position)
+                self._move_account(payment_id, moved, position)
             return None
-        record = record_from_row(row)
-        attempt: int | None = getattr(record.event, "attempt", None)
+        whole = _whole(row)
+        if isinstance(whole, UnknownEvent):
+            raise UnknownEventTypeError(whole.type_name, position)
+        attempt: int | None = getattr(whole, "attempt", None)
         if attempt is not None and entry.account_id is not None:
-            if type(record.event) is PaymentAttempted:
+            if type(whole) is PaymentAttempted:
                 entry.captures[attempt] = self._capture(entry, position)
                 entry.attempted.add(attempt)
             elif attempt not in entry.captures:
                 entry.captures[attempt] = self._capture(entry, position)
         if type_name in _MOVES_ACCOUNT:
-            self._move_account(payment_id, record)
-        entry.records.append(record)
+            self._move_account(payment_id, whole, position)
+        entry.events.append((position, whole))
         if position < entry.last:
             return None
         del self.open[stream]
         return self._explain(entry)
 
-    def _move_account(self, payment_id: str, record: Record) -> None:
+    def _move_account(self, payment_id: str, event: Any, position: int) -> None:
         """Route a payment event to its account, unless it cannot move a credit line (a card
         or wallet payment that holds nothing)."""
         account_id = self.account_of.get(payment_id)
         if account_id is None:
             return  # no request yet: the payment does not exist for the account either
-        fold = self.accounts.get(account_id)
-        if fold is not None and getattr(record.event, "channel", None) not in CREDIT_PRODUCTS:
+        if type(event) not in ACCOUNT_HANDLERS:
+            return  # (not an event that moves an account, whatever its type column said)
+        account = self.accounts.get(account_id)
+        if account is not None and getattr(event, "channel", None) not in CREDIT_PRODUCTS:
+            holds = account.holds
             prefix = payment_id + "#"
-            if not any(key.startswith(prefix) for key in fold.holds):
+            if not holds or not any(key.startswith(prefix) for key in holds):
                 return
-        self._to_account(account_id, record)
+        self._to_account(account_id, event, position)
 
     def _explain(self, entry: _Open) -> Explanation | bool:
         state: PaymentState | None = None
-        for record in entry.records:
-            state = payment_projection.apply(state, record)
+        for position, event in entry.events:
+            state = payment_projection.apply_event(state, event, position)
         if state is None:
             return False  # never requested: nothing to explain
+        if self.wanted is not None and not self.wanted(state):
+            return False  # not asked for: not judged either
         worlds: dict[int, World] = {}
         for a in state.attempts:
             captured = entry.captures.get(a.attempt)
@@ -250,17 +291,27 @@ async def _read_ahead(
 
 
 class _Window:
-    """The payment streams kept whose events may lie in a page of positions."""
+    """The payment streams kept whose events may lie in a page of positions (pages asked for
+    in position order)."""
 
     def __init__(self, bounds: dict[str, tuple[int, int]]) -> None:
         ordered = sorted(bounds.items(), key=lambda kv: kv[1][0])
         self.firsts = [b[0] for _, b in ordered]
         self.items = ordered
+        self.started = 0
+        """How many streams (in order of their first position) have been taken in."""
+        self.live: dict[str, int] = {}
+        """Streams taken in and not yet ended before the last page asked for, by last
+        position."""
 
     def streams(self, low: int, high: int) -> list[str]:
         end = bisect.bisect_right(self.firsts, high)
+        for stream, (_, last) in self.items[self.started : end]:
+            self.live[stream] = last
+        self.started = max(self.started, end)
         # a stream starting before ``low`` may still be open: those ending at or after ``low``
-        return [s for s, (_, last) in self.items[:end] if last >= low]
+        self.live = {s: last for s, last in self.live.items() if last >= low}
+        return list(self.live)
 
 
 async def explain_payments(
@@ -285,14 +336,20 @@ async def explain_payments(
     bounds = await store.stream_bounds(
         "payment-", types=_ENDINGS if kept else None, to_position=head
     )
-    fold = _Pass(bounds)
+
+    def wanted(state: PaymentState) -> bool:
+        if failed_only and state.outcome != "failed":
+            return False
+        return since is None or state.requested_at >= since
+
+    fold = _Pass(bounds, wanted if failed_only or since is not None else None)
     window = _Window(bounds) if kept else None
 
-    async def page(low: int, high: int) -> list[RawRow]:
+    async def page(low: int, high: int) -> list[PayloadRow]:
         if window is None:
-            return await store.read_rows(low, high)
-        return await store.read_rows(
-            low, high, skip_types=_SKIPPED, keep_streams=window.streams(low, high)
+            return await store.read_payloads(low, high, with_stream=True)
+        return await store.read_payloads(
+            low, high, skip_types=_SKIPPED, keep_streams=window.streams(low, high), with_stream=True
         )
 
     last = 0

@@ -6,6 +6,7 @@ header is not a payledger store's is bad input (exit 2)."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,11 @@ import anyio
 import pytest
 from faults import cli, damage, write_source
 
-from ledger import IntegrityError, IntegrityReport, NotALedgerError, open_store
+from ledger import IntegrityError, IntegrityReport, LedgerError, NotALedgerError, open_store
 from ledger.sqlite import add_verify_check
+from ledger.states import StateRow
+from projections import Projector
+from projections.rows import NAME
 
 _READERS = (
     ("stats", "--json"),
@@ -161,3 +165,36 @@ def test_verify_runs_registered_checks_once_the_log_passes(
     assert seen == [6_000]
     assert (report.ok, report.first_bad_position) == (False, 7)
     assert anyio.run(go, backend="asyncio").ok
+
+
+@pytest.mark.parametrize("how", ["leaf", "interior", "index", "truncate"])
+@pytest.mark.parametrize("way", ["rebuild", "catch_up"])
+def test_projections_of_a_damaged_store_are_whole_or_not_written(
+    intact: tuple[Path, dict[str, str]], tmp_path: Path, how: str, way: str
+) -> None:
+    """A rebuild, or a catch-up from nothing, over a damaged file (its pages read as one JSON
+    text each, the next one read while this one is folded) raises an IntegrityError and
+    writes nothing, or writes exactly the rows of the intact store."""
+    db, _ = intact
+    good, copy = tmp_path / "good.db", tmp_path / "damaged.db"
+    shutil.copyfile(db, good)
+    damage(db, copy, how)
+
+    async def project(path: Path) -> list[StateRow] | None:
+        async with open_store(path) as store, Projector.open(store) as projector:
+            try:
+                await (projector.rebuild() if way == "rebuild" else projector.catch_up())
+            except IntegrityError:
+                assert (await store.states.checkpoint(NAME)).position == 0
+                return None
+            return [row async for page in store.states.scan(NAME) for row in page]
+
+    want = anyio.run(project, good, backend="asyncio")
+    try:
+        got = anyio.run(project, copy, backend="asyncio")
+    except LedgerError as e:  # the file refuses to open for writing at all
+        said = str(e)
+    else:
+        assert got is None or got == want
+        return
+    assert "damaged" in said or "malformed" in said or "integrity" in said, said

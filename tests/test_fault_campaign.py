@@ -95,10 +95,11 @@ def _kill_round(tmp_path: Path, round_: int, rng: random.Random) -> None:
             os.kill(proc.pid, signal.SIGKILL)
     acked: dict[str, list[tuple[int, ...]]] = {}
     for w, proc in enumerate(writers):
+        # Read on through the buffered reader: readline() may have read ahead past "ready"
+        # (``communicate`` with a timeout reads the pipe's descriptor and would lose that).
         assert proc.stdout is not None
-        # Read through the buffered reader that gave the "ready" line: it may already hold the
-        # first acknowledgements (communicate() reads the pipe itself and would skip them).
         out = proc.stdout.read()
+        proc.stdout.close()
         proc.communicate(timeout=60)
         acked[f"payment-K{round_}x{w}"] = _acks("ready\n" + out.decode())
     importer.communicate(timeout=60)

@@ -53,11 +53,13 @@ from projections import (
     open_projections,
     payment_at,
     policy_at,
+    policy_for,
     subscribe,
 )
 from projections import projector as projector_module
 from projections.check import check_projections
 from projections.rows import NAME
+from projections.working import Working
 from replay.cli import main as cli
 
 
@@ -274,6 +276,17 @@ async def _time_travel(backend: Backend, ops: list[tuple[int, int]], split: int)
                 assert await policy_at(store, merchant, position=n) == at(
                     expected.policy(merchant), n
                 )
+        # one scenario's rule, from the store's index of the policy stream, at any bound in
+        # any order (the index grows as later bounds are asked for)
+        bounds = sorted({0, 1, head // 3, head // 2, head - 1, head, split % (head + 1)})
+        for n in [*reversed(bounds), *bounds, head + 5]:
+            expected = fold(records[: max(0, n)])
+            for merchant in MERCHANTS:
+                rules = expected.policy(merchant).rules
+                for scenario in ("car_loan_down_payment", "car_loan_deposit", "retail"):
+                    found = await policy_for(store, merchant, scenario, position=n)
+                    assert found.position == min(max(0, n), head)
+                    assert found.rules == ({scenario: rules[scenario]} if scenario in rules else {})
         # as_of bounds by occurred_at (minute n-1 after T0 is event n)
         n = max(1, head // 2)
         moment = T0 + timedelta(minutes=n - 1, seconds=30)
@@ -449,14 +462,14 @@ async def test_crash_between_append_and_projection_update_is_repaired_on_reopen(
             else:
                 # the projection update dies half way, after writing rows: its transaction
                 # leaves nothing (a row the database refuses ends it)
-                real = projector_module.rows_of  # type: ignore[attr-defined]
+                real = projector_module.written_rows
 
-                def dying(world: World, *, dirty_only: bool = True) -> list[StateRow]:
+                def dying(world: Working, *, dirty_only: bool = True) -> list[StateRow]:
                     rows = real(world, dirty_only=dirty_only)
                     poison = StateRow("zz", "poison", None, 0, "{}", b"")  # type: ignore[arg-type]
                     return [*rows, poison]
 
-                monkeypatch.setattr(projector_module, "rows_of", dying)
+                monkeypatch.setattr(projector_module, "written_rows", dying)
             with pytest.raises(LedgerError, match="derived state"):
                 await projector.catch_up(batch_size=3)
             assert await projector.checkpoint() == third

@@ -1,7 +1,8 @@
 """What the read models and the replay ask of a store, on every backend: the derived state
 (:mod:`ledger.states`: rows by kind and key, a group index, a checkpoint moved by compare and
 set, reset, drop, read-only) and the indexed reads (``read_rows`` with its filter,
-``stream_bounds``, ``last_event``, ``payments_of``), each checked against the generic default of
+``read_payloads``, ``read_json_page``, ``read_account_events``, ``stream_bounds``,
+``last_event``, ``payments_of``), each checked against the generic default of
 :class:`ledger.store.EventStore` (a plain read of the log) as the oracle, with ids that are data,
 not SQL, not C strings and not escapes."""
 
@@ -306,6 +307,54 @@ async def test_indexed_reads_agree_with_a_plain_read_of_the_log(backend: Backend
                 ]
         rows = await store.read_rows(1, head, skip_types=quiet, keep_streams=keep)
         assert {r[1] for r in rows if r[3] in quiet} == {"payment-a\x00b/0", "payment-\x00/1"}
+
+
+async def test_payload_reads_agree_with_a_plain_read_of_the_log(backend: Backend) -> None:
+    """``read_payloads`` (with and without the stream, filtered or not), ``read_json_page``
+    and ``read_account_events``, each against the generic default."""
+    events = _log()
+    async with backend.store() as store:
+        for event in events:
+            await store.append(ev.stream_of(event), [event])
+        head = await store.head()
+        quiet = ["PaymentRequested", "AccountOpened"]
+        keep = ["payment-a\x00b/0", "payment-\x00/1", "payment-none"]
+        for low, high in ((1, head), (1, 1), (5, 17), (head, head + 5), (7, 3), (0, 4)):
+            for skip, kept in (((), ()), (quiet, ()), (quiet, keep)):
+                for with_stream in (False, True):
+                    want = await EventStore.read_payloads(
+                        store,
+                        low,
+                        high,
+                        skip_types=skip,
+                        keep_streams=kept,
+                        with_stream=with_stream,
+                    )
+                    got = await store.read_payloads(
+                        low, high, skip_types=skip, keep_streams=kept, with_stream=with_stream
+                    )
+                    assert [tuple(r) for r in got] == [tuple(r) for r in want]
+            page = await store.read_json_page(low, high)
+            assert page == await EventStore.read_json_page(store, low, high)
+            assert page is not None
+            pairs = msgspec.json.decode(page)
+            rows = await store.read_rows(low, high)
+            assert [p for p, _ in pairs] == [r[0] for r in rows]
+            assert [ev.DECODER.decode(msgspec.json.encode(e)) for _, e in pairs] == [
+                record_from_row(r).event for r in rows
+            ]
+        credit = ["PaymentDeclined", "PaymentAbandoned"]
+        for account in [*ODD, "nobody"]:
+            for bound in (None, 0, head // 2, head):
+                want_events = await EventStore.read_account_events(
+                    store, account, types=credit, to_position=bound
+                )
+                got_events = await store.read_account_events(
+                    account, types=credit, to_position=bound
+                )
+                assert [tuple(r) for r in got_events] == [tuple(r) for r in want_events], account
+        some = await store.read_account_events("A1", types=credit)
+        assert {r[1] for r in some} == {"AccountOpened", "PaymentDeclined", "PaymentAbandoned"}
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """What the read models and the replay read, one statement each (:class:`ledger.store.EventStore`'s
-``read_rows``, ``stream_bounds``, ``last_event`` and ``payments_of``), every one bounded by the
-committed head read in the same statement.
+``read_rows``, ``read_payloads``, ``stream_bounds``, ``last_event`` and ``payments_of``), every
+one bounded by the committed head read in the same statement.
 
 The plans, as ``EXPLAIN`` shows them on a store of a million events:
 
@@ -28,11 +28,20 @@ from typing import Any, Final, cast
 
 import msgspec
 
-from ..store import RawRow, Record
+from ..store import CURRENT_SHAPE, PAYLOAD_COLUMNS, PayloadRow, RawRow, Record
 from .schema import REQUESTED_ACCOUNT
 from .sql import ESC, HEAD_BOUND, MAX_POSITION, SELECT, escape, record, unescape
 
-__all__ = ["last_event", "payments_of", "raw_rows", "read_rows", "read_streams", "stream_bounds"]
+__all__ = [
+    "last_event",
+    "payments_of",
+    "raw_rows",
+    "read_json_page",
+    "read_payloads",
+    "read_rows",
+    "read_streams",
+    "stream_bounds",
+]
 
 Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
 
@@ -109,6 +118,58 @@ async def read_rows(
     skip = sorted({escape(t) for t in skip_types})
     keep = sorted({escape(s) for s in keep_streams})
     return raw_rows(await fetch(_READ_FILTERED, (low, high, skip, keep)))
+
+
+def _payloads_sql(with_stream: bool, filtered: bool) -> str:
+    columns = PAYLOAD_COLUMNS + (", stream" if with_stream else "")
+    where = f"position >= $1 AND position <= $2 AND {HEAD_BOUND}"
+    if filtered:
+        where += " AND (type <> ALL($3::text[]) OR stream IN (SELECT unnest($4::text[])))"
+    return f"SELECT {columns} FROM events WHERE {where} ORDER BY position"
+
+
+async def read_payloads(
+    fetch: Fetch,
+    from_position: int,
+    to_position: int,
+    skip_types: Collection[str],
+    keep_streams: Collection[str],
+    with_stream: bool,
+) -> list[PayloadRow]:
+    """:func:`read_rows` cut to ``(position, type, schema, data[, stream])``."""
+    low, high = max(1, int(from_position)), _bound(to_position)
+    if low > high:
+        return []
+    if not skip_types:
+        rows = await fetch(_payloads_sql(with_stream, False), (low, high))
+    else:
+        skip = sorted({escape(t) for t in skip_types})
+        keep = sorted({escape(s) for s in keep_streams})
+        rows = await fetch(_payloads_sql(with_stream, True), (low, high, skip, keep))
+    if not with_stream:
+        return cast(list[PayloadRow], rows)
+    out = cast(list[PayloadRow], rows)
+    for i, row in enumerate(rows):
+        if ESC in row[4]:
+            out[i] = (*row[:4], unescape(row[4]))
+    return out
+
+
+_JSON_PAGE: Final = (
+    f"SELECT count(*), count(*) FILTER (WHERE NOT ({CURRENT_SHAPE})), "
+    "'[' || coalesce(string_agg('[' || position || ',' || data || ']', ',' ORDER BY position), "
+    f"'') || ']' FROM events WHERE position >= $1 AND position <= $2 AND {HEAD_BOUND}"
+)
+
+
+async def read_json_page(fetch: Fetch, from_position: int, to_position: int) -> str | None:
+    """A page as one JSON array, made by the server (see
+    :meth:`ledger.store.EventStore.read_json_page`)."""
+    low, high = max(1, int(from_position)), _bound(to_position)
+    if low > high:
+        return "[]"
+    ((_, stale, text),) = await fetch(_JSON_PAGE, (low, high))
+    return None if stale else str(text)
 
 
 async def stream_bounds(

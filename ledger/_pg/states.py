@@ -24,7 +24,7 @@ it is.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from typing import Any, Final
 
 import anyio
@@ -217,7 +217,7 @@ class PostgresStates(StateStore):
     async def commit(
         self,
         name: str,
-        rows: Sequence[StateRow],
+        rows: Iterable[StateRow],
         *,
         position: int,
         version: int,

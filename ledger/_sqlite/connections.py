@@ -2,6 +2,12 @@
 store is opened read-only, and the read connection: ``query_only`` (reads never write, whatever
 SQL reaches them), opened read-write beside a writer, read-only otherwise, and as ``immutable``
 where nothing can be written beside the store (see :mod:`.schema`).
+
+A *private* store is a file no other process sees yet (a store being built beside its path, to
+be linked into place whole, as ``payledger import`` does): it keeps its rollback journal in
+memory instead of a write-ahead log, and never waits for the disk, so each page is written once,
+in place. A crash leaves a file to throw away; the caller fsyncs the file before it makes it
+visible. The next writer to open it (at its real path) puts it back in WAL mode.
 """
 
 from __future__ import annotations
@@ -21,16 +27,24 @@ __all__ = ["open_connections", "open_reader", "open_readonly"]
 
 
 async def open_connections(
-    path: str, *, readonly: bool, durability: Durability, busy_timeout: float
+    path: str,
+    *,
+    readonly: bool,
+    durability: Durability,
+    busy_timeout: float,
+    private: bool = False,
 ) -> tuple[ConnectionThread | None, aiosqlite.Connection, int]:
     """The writer's thread (None when ``readonly``), the read connection and the schema
-    version of the store at ``path``; on any failure nothing is left open."""
+    version of the store at ``path`` (``private``: see the module docstring); on any failure
+    nothing is left open."""
     thread: ConnectionThread | None = None
     reader: aiosqlite.Connection | None = None
     try:
         if not readonly:
             thread = ConnectionThread(f"payledger-writer:{path}")
             await thread.open(schema.open_writer, path, durability, busy_timeout)
+            if private:  # (before the reader opens: leaving WAL mode needs the file alone)
+                await thread.run(_unshared)
             reader, header = await open_reader(schema.writable_uri(path), busy_timeout)
         else:
             reader, header = await open_readonly(path, busy_timeout)
@@ -45,6 +59,14 @@ async def open_connections(
             raise translate(e, path, path) from e
         raise
     return thread, reader, header[1]
+
+
+def _unshared(conn: sqlite3.Connection) -> None:
+    """A private store's writer: its journal in memory, no fsync (see the module docstring)."""
+    mode = conn.execute("PRAGMA journal_mode = MEMORY").fetchone()[0]
+    if mode != "memory":
+        raise StoreError(f"a private store could not leave WAL mode (journal mode {mode})")
+    conn.execute("PRAGMA synchronous = OFF")
 
 
 async def open_reader(

@@ -1,22 +1,31 @@
 """The reads the read models and the replay make through the store contract (instead of SQL of
-their own): pages of raw rows, payment streams' bounds, a stream's last event, an account's
-payments. Each is one statement on an index. A page of the whole log keeps the promise of
-:mod:`.reads`: every position, or :class:`DamagedStoreError`.
+their own): pages of raw rows (or of their payloads only, or as one JSON text), payment streams'
+bounds, a stream's last event, an account's payments. Each is one statement on an index. A page
+of the whole log keeps the promise of :mod:`.reads`: every position, or
+:class:`DamagedStoreError`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any, Final
 
 import msgspec
 
-from ..store import RawRow, Record, record_from_row
+from ..store import CURRENT_SHAPE, PAYLOAD_COLUMNS, PayloadRow, RawRow, Record, record_from_row
 from .layout import Layout
 from .reads import SELECT, Fetch, short_read
 from .writer import in_clause
 
-__all__ = ["last_event", "payments_of", "read_rows", "stream_bounds"]
+__all__ = [
+    "account_events",
+    "last_event",
+    "payments_of",
+    "read_json_page",
+    "read_payloads",
+    "read_rows",
+    "stream_bounds",
+]
 
 _NO_END: Final = (1 << 63) - 1
 
@@ -43,23 +52,102 @@ async def read_rows(
 ) -> list[RawRow]:
     """One page of raw rows (see :meth:`ledger.store.EventStore.read_rows`); an unfiltered
     page holds every position of the range up to ``head`` or raises."""
+    return await _page(fetch, SELECT, from_position, to_position, head, skip_types, keep_streams)
+
+
+async def read_payloads(
+    fetch: Fetch,
+    head: Callable[[], Awaitable[int]],
+    from_position: int,
+    to_position: int,
+    *,
+    skip_types: Collection[str] = (),
+    keep_streams: Collection[str] = (),
+    with_stream: bool = False,
+) -> list[PayloadRow]:
+    """One page of payloads (see :meth:`ledger.store.EventStore.read_payloads`), with the
+    promise of :func:`read_rows`. A whole page is one statement (a pass that reads ahead keeps
+    one job in the reader's thread per page); only a page that comes back short asks for the
+    head, then reads the positions the head says exist and the page lacked (appended after the
+    first statement, or missing: damage)."""
+    select = f"SELECT {PAYLOAD_COLUMNS}{', stream' if with_stream else ''} FROM events"
+    low = max(1, from_position)
+    rows = await _page(
+        fetch, select, low, to_position, _NO_END, skip_types, keep_streams, whole=False
+    )
+    if skip_types or len(rows) >= to_position - low + 1:
+        return rows
+    end = min(to_position, await head())
+    missing = low + len(rows)
+    if missing <= end:
+        rows += await _page(fetch, select, missing, end, end, (), ())
+    return rows
+
+
+_JSON_PAGE: Final = (
+    f"SELECT count(*), min(position), max(position), sum(NOT ({CURRENT_SHAPE})), "
+    "'[' || group_concat('[' || position || ',' || data || ']', ',') || ']' "
+    "FROM (SELECT position, type, schema, data FROM events "
+    "WHERE position >= ? AND position <= ? ORDER BY position)"
+)
+"""One page as one JSON text, made by SQLite: no Python object per row. (The aggregate takes
+the rows in the subquery's order; the caller checks the positions it decodes all the same.)"""
+
+
+async def read_json_page(
+    fetch: Fetch, head: Callable[[], Awaitable[int]], from_position: int, to_position: int
+) -> str | None:
+    """One page as one JSON array (see :meth:`ledger.store.EventStore.read_json_page`). Like
+    :func:`read_payloads`, a page that comes back short asks for the head, and reads again up
+    to it (positions appended after the first statement, or missing: the row-by-row read then
+    names the first missing one)."""
+    low = max(1, from_position)
+    end = to_position
+    for last_try in (False, True):
+        if end < low:
+            return "[]"
+        ((count, first, last, stale, text),) = await fetch(_JSON_PAGE, (low, end), low)
+        if count == end - low + 1 and first == low and last == end:
+            return None if stale else str(text)
+        if last_try:
+            break
+        end = min(to_position, await head())
+    select = f"SELECT {PAYLOAD_COLUMNS} FROM events"
+    await _page(fetch, select, low, end, end, (), ())  # raises, naming the missing position
+    raise short_read(low, None)  # (the rows came back meanwhile: a damaged file all the same)
+
+
+async def _page(
+    fetch: Fetch,
+    select: str,
+    from_position: int,
+    to_position: int,
+    head: int,
+    skip_types: Collection[str],
+    keep_streams: Collection[str],
+    *,
+    whole: bool = True,
+) -> list[Any]:
+    """The rows of ``select`` at positions ``from_position`` to ``to_position`` (at most
+    ``head``), without ``skip_types`` unless of ``keep_streams``. Unfiltered, the positions
+    must follow each other, and with ``whole`` reach the end of the range, or it raises."""
     low = max(1, from_position)
     high = min(to_position, head)
     if high < low:
         return []
-    sql = f"{SELECT} WHERE position >= ? AND position <= ?"
+    sql = f"{select} WHERE position >= ? AND position <= ?"
     params: list[Any] = [low, high]
     if skip_types:
         in_types, type_params = in_clause("type", skip_types)
         in_streams, stream_params = in_clause("stream", keep_streams)
         sql += f" AND (NOT {in_types} OR {in_streams})"
         params += [*type_params, *stream_params]
-    rows: list[RawRow] = await fetch(sql + " ORDER BY position", params, low)
+    rows: list[Any] = await fetch(sql + " ORDER BY position", params, low)
     if not skip_types:
         for expected, row in enumerate(rows, start=low):
             if row[0] != expected:
                 raise short_read(expected, row[0])
-        if len(rows) != high - low + 1:
+        if whole and len(rows) != high - low + 1:
             raise short_read(low + len(rows), None)
     return rows
 
@@ -137,6 +225,31 @@ async def last_event(
         (stream, end),
     )
     return record_from_row(rows[0]) if rows else None
+
+
+async def account_events(
+    fetch: Fetch,
+    layout: Layout,
+    account_id: str,
+    types: Collection[str],
+    to_position: int | None,
+) -> list[PayloadRow]:
+    """:meth:`ledger.store.EventStore.read_account_events`: the account's payments by the
+    index of payment requests by account (:func:`payments_of`), then their events by the stream
+    index, merged with the account's own stream by position, in one statement."""
+    end = _NO_END if to_position is None else to_position
+    payments = await payments_of(fetch, account_id, to_position)
+    in_streams, stream_params = layout.streams_in([f"payment-{p}" for p in payments])
+    in_types, type_params = in_clause("type", types)
+    sql = (
+        f"SELECT {PAYLOAD_COLUMNS} FROM events WHERE {layout.stream_is} AND position <= ? "
+        "UNION ALL "
+        f"SELECT {PAYLOAD_COLUMNS} FROM events WHERE {in_streams} AND position <= ? "
+        f"AND ({in_types} OR NOT ({CURRENT_SHAPE})) ORDER BY 1"
+    )
+    params = (f"account-{account_id}", end, *stream_params, end, *type_params)
+    rows: list[PayloadRow] = await fetch(sql, params)
+    return rows
 
 
 class _AccountOf(msgspec.Struct):

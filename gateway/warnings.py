@@ -40,6 +40,8 @@ from ledger.events import (
 from ledger.money import format_money
 from ledger.store import EventStore, Record
 
+from .config import TECHNICAL_CODES
+
 __all__ = [
     "OVERDUE_DAYS",
     "RATE_THRESHOLD",
@@ -80,7 +82,6 @@ _TYPES: Final = (
     "RepaymentOverdue",
     "ChannelStatusChanged",
 )
-_TECHNICAL: Final = frozenset({"timeout", "channel_unavailable"})
 
 
 class Warning(msgspec.Struct, frozen=True, kw_only=True):
@@ -161,7 +162,7 @@ class Watcher:
             return []
         if isinstance(event, PaymentDeclined):
             self._attempt_channel.pop((event.payment_id, event.attempt), None)
-            rate = self._attempt(event.channel, event.code in _TECHNICAL)
+            rate = self._attempt(event.channel, event.code in TECHNICAL_CODES)
             if rate is None:
                 return []
             alarmed = self._rate_alarm.get(event.channel, False)

@@ -9,11 +9,13 @@ disk round needs a tmpfs mount).
   (:mod:`test_evidence`).
 - Corruption of a copy (bytes flipped in an events page, the file cut short): `verify` names
   it, reading commands refuse or answer whole (:mod:`test_damage`).
-- Tampering through SQL: `verify` names the first bad position.
+- Tampering through SQL: `verify` names the first bad position; projection rows edited
+  behind the store's back change no reading command's answer, and `verify` names them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -216,3 +218,53 @@ def test_tampering(built: Path, tmp_path: Path, statement: str, bad: int | None)
     assert code == 1
     if bad is not None:
         assert f'"first_bad_position":{bad}' in out, out
+
+
+def test_edited_projection_rows_change_no_answer(built: Path, tmp_path: Path) -> None:
+    """Proves: the reading commands answer from the log, not from the projection tables. A
+    payment's row moved to another account and an account's cached fold edited (its credit
+    line shown frozen) leave `state`, `explain`, `timeline` and `stats` word for word as they
+    were; `verify` names the edited rows (exit 1), and `rebuild` repairs them."""
+    copy = tmp_path / "copy.db"
+    copy.write_bytes(built.read_bytes())
+    db = ("--db", str(copy))
+    assert cli(*db, "rebuild")[0] == 0
+    first = cli(*db, "explain", "--failed", "--json")[1].splitlines()[0]
+    payment = json.loads(first)["payment_id"]
+    with sqlite3.connect(copy) as conn:
+        (account,) = conn.execute(
+            "SELECT grp FROM ledger_states WHERE kind = 'payment' AND key = ?", (payment,)
+        ).fetchone()
+    conn.close()
+    asks = [
+        ("state", "--json", "--account", account),
+        ("explain", "--json", payment),
+        ("timeline", "--json", "--payment", payment),
+        ("timeline", "--json", "--account", account),
+        ("stats", "--json"),
+    ]
+    before = [cli(*db, *ask) for ask in asks]
+    assert all(code == 0 for code, _, _ in before), before
+    assert '"status":"active"' in before[0][1]
+    with sqlite3.connect(copy) as conn:
+        moved = conn.execute(
+            "UPDATE ledger_states SET grp = 'A-ELSEWHERE' WHERE kind = 'payment' AND key = ?",
+            (payment,),
+        ).rowcount
+        (state,) = conn.execute(
+            "SELECT state FROM ledger_states WHERE kind = 'account' AND key = ?", (account,)
+        ).fetchone()
+        frozen = bytes(state).replace(b"\xa6status\xa6active", b"\xa6status\xa6frozen")
+        assert frozen != state
+        edited = conn.execute(
+            "UPDATE ledger_states SET state = ? WHERE kind = 'account' AND key = ?",
+            (frozen, account),
+        ).rowcount
+    conn.close()
+    assert (moved, edited) == (1, 1)
+    assert [cli(*db, *ask) for ask in asks] == before
+    code, out, _ = cli(*db, "verify")
+    assert code == 1
+    assert "projection row" in out, out
+    assert cli(*db, "rebuild")[0] == 0
+    assert cli(*db, "verify")[0] == 0

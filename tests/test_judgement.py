@@ -31,6 +31,7 @@ from projections import fold
 from projections.state import PaymentState
 from replay import Explanation, explain, explain_failed, explain_payments, whatif
 from replay.assemble import failures
+from replay.stats import stats
 
 
 @asynccontextmanager
@@ -225,5 +226,69 @@ def test_whatif_asks_the_table_of_the_world_at_the_attempt(events: list[ev.Event
                     assert got.checks == tuple(checks(m))
                     assert got.would_pass == all(c.status != "failed" for c in got.checks)
                     assert got.position == moment - 1
+
+    run(body)
+
+
+def test_every_decline_code_of_the_catalogue_has_its_row() -> None:
+    """The table of decline codes (rule 7.4) and the catalogue's vocabulary are the same set,
+    so a code added to one and not the other fails here, not later as a decline that claims
+    nothing; the codes that count against a channel's health are read from the table by the
+    router and the early warnings alike."""
+    from typing import get_args
+
+    from causes import DECLINE_CODES
+    from gateway.config import TECHNICAL_CODES
+
+    assert list(DECLINE_CODES) == list(get_args(ev.DeclineCode))
+    assert {code for code, row in DECLINE_CODES.items() if row.technical} == TECHNICAL_CODES
+    for code, row in DECLINE_CODES.items():
+        assert row.code == code
+        assert row.observed is None or row.fallback is None, code  # one reading, not two
+
+
+def _outcome_by_the_rule(records: list[Record], payment_id: str) -> str:
+    """Rule 7.6 read straight off the records, sharing no code with the read model. An
+    attempt is numbered by any of its own events (rule 7.2), a decision or a decline alike."""
+    mine = [r.event for r in records if getattr(r.event, "payment_id", None) == payment_id]
+    if any(isinstance(e, ev.PaymentSettled) for e in mine):
+        return "succeeded"
+    if any(isinstance(e, ev.PaymentAbandoned) for e in mine):
+        return "failed"
+    attempts = [e.attempt for e in mine if isinstance(getattr(e, "attempt", None), int)]
+    if not attempts:
+        return "pending"
+    last = max(attempts)
+    declines = [
+        i for i, e in enumerate(mine) if isinstance(e, ev.PaymentDeclined) and e.attempt == last
+    ]
+    if not declines:
+        return "pending"  # the last attempt has not ended, or it was authorized and not settled
+    after = mine[declines[0] + 1 :]
+    return "pending" if any(isinstance(e, ev.FailoverTriggered) for e in after) else "failed"
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(random_logs())
+def test_outcomes_follow_rule_7_6_everywhere(events: list[ev.Event]) -> None:
+    """Rule 7.6 (outcomes): the payment read model, `explain`, the batch pass and `stats` give
+    each payment the outcome the rule reads off its records (settled: succeeded; abandoned, or
+    its last attempt declined with no failover after the decline: failed; else pending)."""
+
+    async def body() -> None:
+        async with memory() as store:
+            await load(store, events)
+            records = [r async for r in store.read_all()]
+            world = fold(records)
+            want = {pid: _outcome_by_the_rule(records, pid) for pid in world.payments}
+            assert {pid: p.outcome for pid, p in world.payments.items()} == want
+            every = {e.payment_id: e.outcome async for e in explain_payments(store)}
+            assert every == want
+            for pid in want:
+                assert (await explain(store, pid)).outcome == want[pid], pid
+            doc = await stats(store)
+            counted = {k: sum(1 for o in want.values() if o == k) for k in ("succeeded", "failed")}
+            assert (doc.succeeded, doc.failed) == (counted["succeeded"], counted["failed"])
+            assert doc.pending == len(want) - doc.succeeded - doc.failed
 
     run(body)

@@ -255,7 +255,8 @@ def _outcome_by_the_rule(records: list[Record], payment_id: str) -> str:
         return "succeeded"
     if any(isinstance(e, ev.PaymentAbandoned) for e in mine):
         return "failed"
-    attempts = [e.attempt for e in mine if isinstance(getattr(e, "attempt", None), int)]
+    numbers = (getattr(e, "attempt", None) for e in mine)
+    attempts = [n for n in numbers if isinstance(n, int)]
     if not attempts:
         return "pending"
     last = max(attempts)

@@ -34,6 +34,7 @@ __all__ = [
     "KeygenDocument",
     "PositionCheck",
     "ProofCheckDocument",
+    "ProvenEventDocument",
     "ProvenExplanation",
     "SignedCheckpointDocument",
     "SimulationDocument",
@@ -212,12 +213,35 @@ class SignedCheckpointDocument(CheckpointDocument, frozen=True, kw_only=True):
     """The leaves file written beside it (``null``: none)."""
 
 
+class ProvenEventDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """An evidence event as the store hashed it (:data:`ledger.proofs.EVENT_KEYS`): SHA-256
+    over ``previous_hash`` and these fields gives the event's chain hash, the leaf its
+    inclusion proof places in the signed log."""
+
+    position: int
+    stream: str
+    version: int
+    event_id: str
+    correlation_id: str | None
+    causation_id: str | None
+    recorded_at: str
+    """When the store recorded it, RFC 3339 in UTC to the microsecond (``...T09:00:00.000000Z``)."""
+    schema: int
+    data: str
+    """The event's JSON as stored, byte for byte (its ``type`` first)."""
+    previous_hash: Hash
+    """The chain hash of the event before it (64 zeros before the first)."""
+
+
 class EvidenceProofs(msgspec.Struct, frozen=True, kw_only=True):
     """What ``explain --proofs`` adds: the inclusion proof of every evidence position the
-    explanation cites, in position order, and the checkpoint of the tree they are in."""
+    explanation cites, in position order, the checkpoint of the tree they are in, and each
+    evidence event as it was hashed, so that an auditor checks the content, not only its
+    hash."""
 
     checkpoint: CheckpointDocument
     evidence: tuple[InclusionProofDocument, ...]
+    events: tuple[ProvenEventDocument, ...]
 
 
 class ProvenExplanation(Explanation, frozen=True, kw_only=True):
@@ -233,6 +257,8 @@ class PositionCheck(msgspec.Struct, frozen=True, kw_only=True):
     holds: bool
     reason: str | None
     """Why it does not hold (``null`` when it does)."""
+    type: str | None
+    """The type of the event checked there (``null`` when it does not hold)."""
 
 
 class ProofCheckDocument(msgspec.Struct, frozen=True, kw_only=True):

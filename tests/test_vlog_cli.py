@@ -187,8 +187,11 @@ def test_the_whole_round(run: Run, new_db: Callable[[], str], tmp_path: Path) ->
     out = _ok(
         run("check-proofs", str(auditor / "e.json"), "--public-key", str(auditor / "key.pub"))
     )
+    types = {e["position"]: json.loads(e["data"])["type"] for e in doc["proofs"]["events"]}
+    assert sorted(types) == sorted(cited)
     for position in cited:
-        assert f"position {position}: holds" in out
+        assert f"position {position}: holds ({types[position]})" in out
+    assert "each in the signed log with the content the explanation carries" in out
     checked = json.loads(
         _ok(
             run(
@@ -206,6 +209,7 @@ def test_the_whole_round(run: Run, new_db: Callable[[], str], tmp_path: Path) ->
     assert checked["ok"]
     assert checked["tree_size"] == size
     assert [c["position"] for c in checked["positions"]] == sorted(cited)
+    assert [c["type"] for c in checked["positions"]] == [types[p] for p in sorted(cited)]
 
     # without a checkpoint: the whole log, an unsigned checkpoint; the later note signs that size
     unsigned = tmp_path / "unsigned.json"
@@ -343,16 +347,23 @@ def test_check_proofs_names_each_position_that_does_not_hold(run: Run, tmp_path:
     doc = json.loads(
         _ok(run("--db", db, "explain", PAYMENT, "--json", "--proofs", "--checkpoint", str(note)))
     )
-    first, second, *_ = doc["proofs"]["evidence"]
+    first, second, third, *_ = doc["proofs"]["evidence"]
     first["audit_path"][0] = "0" * 64
     doc["proofs"]["evidence"].remove(second)
+    event = next(e for e in doc["proofs"]["events"] if e["position"] == third["position"])
+    assert '"status":"down"' in event["data"]  # the forger writes that the channel was up
+    event["data"] = event["data"].replace('"status":"down"', '"status":"up"')
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(doc))
     code, out, _ = run("check-proofs", str(tampered), "--public-key", str(pub))
     assert code == 1
     assert f"position {first['position']}: DOES NOT HOLD: the audit path does not lead" in out
     assert f"position {second['position']}: DOES NOT HOLD: no proof" in out
-    assert "2 evidence positions of payment" in out
+    assert (
+        f"position {third['position']}: DOES NOT HOLD: the event given does not hash to the "
+        "chain hash proven"
+    ) in out
+    assert "3 evidence positions of payment" in out
     checked = json.loads(run("check-proofs", str(tampered), "--public-key", str(pub), "--json")[1])
     assert checked["ok"] is False
     code, out, err = run("check-proofs", str(note), "--public-key", str(pub))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import json
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
+import msgspec
 import pytest
 from anyio.abc import ObjectReceiveStream
 from backends import Backend
@@ -37,12 +39,16 @@ from ledger.checkpoint import Checkpoint, generate_key
 from ledger.codec import decode_line, encode_record
 from ledger.leaves import LEAF_SIZE, check_leaves, write_leaves
 from ledger.merkle import EMPTY_ROOT
+from ledger.proofs import EVENT_KEYS, check_event
 from ledger.store import EventStore
 from ledger.tree import consistency, inclusion
+from replay import explain
+from replay.proven import check_explanation, prove_explanation
 
 pytestmark = pytest.mark.anyio
 
 KEY = generate_key()
+INCIDENT = Path(__file__).resolve().parent.parent / "replay" / "cases" / "multiple_blockers.jsonl"
 
 
 async def _fill(store: EventStore, first: int, count: int) -> None:
@@ -284,3 +290,54 @@ async def test_a_checkpointer_needs_a_rhythm_and_a_destination() -> None:
         Checkpointer(None, KEY)  # type: ignore[arg-type]
     with pytest.raises(CheckpointError, match="every_events must be at least 1"):
         Checkpointer(None, KEY, every_events=0, directory=".")  # type: ignore[arg-type]
+
+
+async def test_an_explanation_carries_its_evidence_events_as_hashed(backend: Backend) -> None:
+    """`explain --proofs` carries each evidence event as the store hashed it, on every backend:
+    the auditor's check recomputes each chain hash from the event given and the hash before
+    it, so an event edited in the document (a field, its neighbour's hash, its position) no
+    longer holds, though its inclusion proof is untouched."""
+    lines = INCIDENT.read_bytes().splitlines()
+    async with backend.store() as store:
+        await _import(store, lines)
+        await _fill(store, 1, 3)  # a log that grew after the incident
+        signed = verify_checkpoint((await sign_log(store, KEY)).note, KEY.public_key())
+        explanation = await explain(store, "P-20260308-0019")
+        doc = json.loads(msgspec.json.encode(await prove_explanation(store, explanation)))
+        stored = {rec.position: rec async for rec in store.read_all()}
+    events = doc["proofs"]["events"]
+    assert [e["position"] for e in events] == [p["position"] for p in doc["proofs"]["evidence"]]
+    assert len(events) >= 3
+    for event in events:
+        assert list(event) == list(EVENT_KEYS)
+        rec = stored[event["position"]]
+        assert (event["stream"], event["version"], event["event_id"]) == (
+            rec.stream,
+            rec.version,
+            rec.event_id,
+        )
+        assert json.loads(event["data"])["type"] == rec.type
+    checks = check_explanation(doc, signed)
+    assert all(c.holds for c in checks)
+    assert [c.type for c in checks] == [stored[e["position"]].type for e in events]
+
+    first = events[0]
+    edits = {
+        "data": {**first, "data": first["data"].replace('"', ' "', 1)},
+        "previous_hash": {**first, "previous_hash": "0" * 63 + "1"},
+        "recorded_at": {**first, "recorded_at": first["recorded_at"].replace(".", "", 1)},
+        "position": {**first, "position": first["position"] + 1},
+        "missing": None,
+    }
+    for what, edited in edits.items():
+        tampered = json.loads(json.dumps(doc))
+        if edited is None:
+            del tampered["proofs"]["events"][0]
+        else:
+            tampered["proofs"]["events"][0] = edited
+        checks = check_explanation(tampered, signed)
+        bad = [c for c in checks if not c.holds]
+        assert [c.position for c in bad] == [first["position"]], what
+        assert bad[0].type is None
+    with pytest.raises(ProofError, match="does not hash to the chain hash proven"):
+        check_event({**first, "stream": "account-ELSEWHERE"}, doc["proofs"]["evidence"][0])

@@ -6,9 +6,10 @@ The checkpoint is ``--checkpoint FILE``, or else the note the explanation embeds
 ``explain --proofs --checkpoint``); either way its signature by the public key is checked
 first, and a refused note is one line, exit 1. An unsigned checkpoint is never trusted. Then
 every evidence position the explanation cites (root cause, contributing causes, attempts) is
-checked: it has a proof, the proof is in the tree of the checkpoint's size, and its audit path
-leads from the event's chain hash to the *signed* root. One line per position; exit 1 when any
-does not hold.
+checked: it has a proof, the proof is in the tree of the checkpoint's size, its audit path
+leads from the event's chain hash to the *signed* root, and the event the explanation carries
+for it hashes to that chain hash (so its content is what was signed). One line per position,
+naming the event's type; exit 1 when any does not hold.
 """
 
 from __future__ import annotations
@@ -106,7 +107,8 @@ async def run(args: argparse.Namespace) -> int:
     )
     for c in checks:
         if c.holds:
-            console.print(f"position {c.position}: [green]holds[/green]")
+            console.print(f"position {c.position}: [green]holds[/green] ", end="")
+            console.print(f"({c.type})", markup=False)
         else:
             console.print(f"position {c.position}: [red]DOES NOT HOLD[/red]: ", end="")
             console.print(c.reason or "", markup=False)
@@ -116,7 +118,8 @@ async def run(args: argparse.Namespace) -> int:
         console.print(f"{of} cites no evidence: nothing to check", markup=False)
     elif ok:
         console.print(
-            f"ok: {plural(held, 'evidence position')} of {of}, each in the signed log",
+            f"ok: {plural(held, 'evidence event')} of {of}, each in the signed log with the "
+            "content the explanation carries",
             markup=False,
         )
     else:

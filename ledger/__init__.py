@@ -10,7 +10,8 @@ gap-free, tamper-evident log.
 
 The verifiable log (CONTRACT section 8): :func:`sign_log` and :class:`Checkpointer` sign the
 log's Merkle tree from a service; :func:`check_checkpoint` checks a store against a signed
-checkpoint; :func:`check_inclusion` and :func:`check_consistency` check proofs with no store.
+checkpoint; :func:`check_inclusion` and :func:`check_consistency` check proofs with no store, and
+:func:`check_event` an event's content against the chain hash a proof places in the log.
 These load on first use (``cryptography`` is not imported by ``import ledger``).
 """
 
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from .checkpointer import sign_log as sign_log
     from .proofs import ProofError as ProofError
     from .proofs import check_consistency as check_consistency
+    from .proofs import check_event as check_event
     from .proofs import check_inclusion as check_inclusion
 
 __all__ = [
@@ -97,6 +99,7 @@ __all__ = [
     "UnknownEventTypeError",
     "check_checkpoint",
     "check_consistency",
+    "check_event",
     "check_inclusion",
     "load_private_key",
     "load_public_key",
@@ -119,6 +122,7 @@ _LAZY = {
     "sign_log": "checkpointer",
     "ProofError": "proofs",
     "check_consistency": "proofs",
+    "check_event": "proofs",
     "check_inclusion": "proofs",
 }
 

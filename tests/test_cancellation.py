@@ -1,7 +1,8 @@
 """Cancellation never leaves half an append or half an import (CONTRACT section 6): every
-backend, every way a call can be stopped (``asyncio.wait_for``, an anyio cancel scope, Ctrl-C
-in ``payledger import``), at moments hypothesis chooses. A call that returned stored all its
-events; a call that was stopped stored none of them; the store keeps working and verifies."""
+backend (memory, SQLite, PostgreSQL), every way a call can be stopped (``asyncio.wait_for``, an
+anyio cancel scope, Ctrl-C in ``payledger import``), at moments hypothesis chooses. A call that
+returned stored all its events; a call that was stopped stored none of them; the store keeps
+working and verifies."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ import random
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Final
 
 import anyio
 import pytest
+from backends import BACKENDS, Backend
 from faults import cli, has_open, interrupt, spawn_cli, wait_until, write_source
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,6 +28,8 @@ from store_contract import T0, collect
 
 from ledger import EventStore, ImportItem, open_store
 from ledger.events import PaymentAttempted
+from ledger.postgres import PostgresEventStore
+from ledger.sqlite import SQLiteEventStore
 
 _DELAYS = st.sampled_from([0.0, 0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.03])
 _OP = st.tuples(
@@ -33,7 +37,14 @@ _OP = st.tuples(
     st.sampled_from(["wait_for", "move_on_after"]),
     _DELAYS,
     st.integers(1, 30),
+    st.sampled_from([None, 50]),
 )
+"""One call: what it is, how it is stopped, after how long, how many events (an import: 40
+times as many), and the import's chunk size (``None``: the backend's own; 50: a cancellation
+can also land between chunks, on the backends that write an import in chunks)."""
+Op = tuple[str, str, float, int, int | None]
+EXAMPLES: Final = {"memory": 30, "sqlite": 30, "postgres": 40}
+"""Hypothesis examples per backend: each PostgreSQL example is a new schema and store."""
 
 
 def _events(payment: str, n: int) -> list[PaymentAttempted]:
@@ -60,7 +71,12 @@ async def _bounded(mode: str, delay: float, call: Callable[[], Awaitable[None]])
 
 
 def _operation(
-    store: EventStore, kind: str, i: int, n: int, returned: dict[str, tuple[int, ...]]
+    store: EventStore,
+    kind: str,
+    i: int,
+    n: int,
+    chunk: int | None,
+    returned: dict[str, tuple[int, ...]],
 ) -> tuple[dict[str, int], Callable[[], Awaitable[None]]]:
     """The streams one operation writes (and how many events each) and the operation."""
     if kind == "append":
@@ -90,7 +106,10 @@ def _operation(
             yield ImportItem(stream=f"payment-I{i}", event=event)
 
     async def import_() -> None:
-        result = await store.import_events(items())
+        if chunk is not None and isinstance(store, SQLiteEventStore | PostgresEventStore):
+            result = await store.import_events(items(), chunk=chunk)
+        else:
+            result = await store.import_events(items())
         assert result.first_position is not None
         assert result.last_position is not None
         returned[f"payment-I{i}"] = tuple(range(result.first_position, result.last_position + 1))
@@ -98,12 +117,17 @@ def _operation(
     return {f"payment-I{i}": size}, import_
 
 
-async def _run_plan(store: EventStore, plan: list[tuple[str, str, float, int]]) -> None:
-    """Each operation under its cancellation; then check, per call, all or nothing."""
+async def _run_plan(store: EventStore, plan: list[Op], *, stopped_after_commit: bool) -> None:
+    """Each operation under its cancellation; then check, per call, all or nothing.
+
+    ``stopped_after_commit``: a call stopped while its ``COMMIT`` was in flight waits for it and
+    then raises the cancellation (PostgreSQL: :func:`ledger._pg.writer.settle`), so a stopped
+    call may have stored all of its events, never some; elsewhere (memory, SQLite) a call whose
+    commit has started returns its result, so a stopped call stored nothing."""
     stored = await store.head()
-    for i, (kind, mode, delay, n) in enumerate(plan):
+    for i, (kind, mode, delay, n, chunk) in enumerate(plan):
         returned: dict[str, tuple[int, ...]] = {}
-        streams, call = _operation(store, kind, i, n, returned)
+        streams, call = _operation(store, kind, i, n, chunk, returned)
         with anyio.fail_after(60):  # a hang guard
             await _bounded(mode, delay, call)
         for stream, count in streams.items():
@@ -113,6 +137,10 @@ async def _run_plan(store: EventStore, plan: list[tuple[str, str, float, int]]) 
                     f"{stream}: the call returned positions it did not store"
                 )
                 assert len(records) == count
+                stored += count
+            elif stopped_after_commit and len(records) == count:
+                first = records[0].position
+                assert [r.position for r in records] == list(range(first, first + count))
                 stored += count
             else:
                 assert records == [], (
@@ -128,23 +156,24 @@ async def _run_plan(store: EventStore, plan: list[tuple[str, str, float, int]]) 
     assert report.head_position == stored + 2
 
 
-@pytest.mark.parametrize("backend", ["memory", "sqlite"])
-@settings(max_examples=30, deadline=None)
-@given(plan=st.lists(_OP, min_size=1, max_size=5))
-def test_a_cancelled_call_stores_all_of_its_events_or_none(
-    backend: str, plan: list[tuple[str, str, float, int]]
-) -> None:
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_cancelled_call_stores_all_of_its_events_or_none(backend: Backend) -> None:
     """Appends (alone and in group commits) and imports under ``asyncio.wait_for`` and
-    ``anyio.move_on_after`` with hypothesis-chosen timeouts: each call is all or nothing,
-    what it returned is what it stored, and the store works and verifies afterwards."""
-    with tempfile.TemporaryDirectory() as directory:
-        target = ":memory:" if backend == "memory" else str(Path(directory) / "ledger.db")
+    ``anyio.move_on_after`` with hypothesis-chosen timeouts, on a new store of ``backend``
+    per example: each call is all or nothing (on PostgreSQL a call stopped during its
+    ``COMMIT`` raises the cancellation with all of it stored; see :func:`_run_plan`), what it
+    returned is what it stored, and the store works and verifies afterwards."""
 
+    @settings(max_examples=EXAMPLES[backend.kind], deadline=None)
+    @given(plan=st.lists(_OP, min_size=1, max_size=5))
+    def check(plan: list[Op]) -> None:
         async def go() -> None:
-            async with open_store(target) as store:
-                await _run_plan(store, plan)
+            async with backend.place() as place, place.open() as store:
+                await _run_plan(store, plan, stopped_after_commit=backend.kind == "postgres")
 
         anyio.run(go, backend="asyncio")
+
+    check()
 
 
 @pytest.mark.anyio

@@ -17,11 +17,13 @@ import anyio
 import msgspec
 import pytest
 from pg_support import sync_database
+from reporting import DEMO_PAYMENT, check_demo_payment_page, check_fleet_page, cli, demo_store
 
 from ledger import open_store
 from ledger.states import StateRow
 from projections.check import check_projections
 from projections.rows import NAME
+from replay import cases
 from replay.cli import build_parser, main
 
 PAYMENTS: Final = 300
@@ -221,6 +223,40 @@ def test_simulate_records_the_same_fleet_on_both(
         code, out, err = _call(capsys, "--db", url, "verify", "--json")
         assert code == 0, err
         assert json.loads(out)["checked"] == on_pg["events"]
+
+
+def _report(db: str, path: Path, *argv: str) -> bytes:
+    """``payledger --db DB report ARGV -o PATH``; returns the file it wrote."""
+    code, _, err = cli("--db", db, "report", *argv, "-o", str(path))
+    assert code == 0, err
+    return path.read_bytes()
+
+
+def test_report_writes_the_same_page_on_both(stores: Stores, tmp_path: Path) -> None:
+    """``report`` on a ``postgresql://`` URL: the pages pass the checks ``test_report.py``
+    makes of SQLite's (a payment of the demo's incident, the whole period of the fleet), and
+    each is byte for byte the page of the SQLite store holding the same log (a report names
+    no store, path or clock: the same events give the same file), as is ``report --json``."""
+    with sync_database("payledger_cli") as url:
+        incident = str(cases.incident_path("multiple_blockers"))
+        code, _, err = cli("--db", url, "import", incident)
+        assert code == 0, err
+        check_demo_payment_page(url, tmp_path / "payment-pg.html")
+        sqlite = demo_store(tmp_path)
+        payment = ("--payment", DEMO_PAYMENT)
+        assert (tmp_path / "payment-pg.html").read_bytes() == _report(
+            sqlite, tmp_path / "payment-sqlite.html", *payment
+        )
+        assert _report(url, tmp_path / "p-pg.json", *payment, "--json") == _report(
+            sqlite, tmp_path / "p-sqlite.json", *payment, "--json"
+        )
+    check_fleet_page(stores.postgres, tmp_path / "fleet-pg.html")
+    fleet = (tmp_path / "fleet-pg.html").read_bytes()
+    assert fleet == _report(stores.sqlite, tmp_path / "fleet-sqlite.html")
+    assert stores.postgres.split("@")[0].split(":")[-1].encode() not in fleet  # no password
+    assert _report(stores.postgres, tmp_path / "f-pg.json", "--json") == _report(
+        stores.sqlite, tmp_path / "f-sqlite.json", "--json"
+    )
 
 
 def test_the_store_comes_from_payledger_db_too(

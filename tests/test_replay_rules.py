@@ -1,17 +1,17 @@
 """The replay engine's rules on small hand-written logs (CONTRACT section 7): the moment an
 attempt is judged, the decline code as a clue only, unfinished and pending payments, several
-failed attempts. Each explanation is checked against the batch pass too."""
+failed attempts. Each explanation is checked against the batch pass too, on every backend."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import msgspec
 import pytest
+from backends import Backend
 
-from ledger import EventStore, open_store
+from ledger import EventStore
 from ledger import events as ev
 from replay import Explanation, explain, explain_payments
 
@@ -67,8 +67,9 @@ class Log:
 
 
 @pytest.fixture
-async def log(tmp_path: Path) -> AsyncIterator[Log]:
-    async with open_store(tmp_path / "rules.db", durability="normal") as store:
+async def log(backend: Backend) -> AsyncIterator[Log]:
+    """A new store of each backend (memory, SQLite, PostgreSQL) to write the log into."""
+    async with backend.store(durability="normal") as store:
         yield Log(store)
 
 

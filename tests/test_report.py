@@ -5,33 +5,34 @@ text (never markup), and the file is written atomically and never over a store."
 from __future__ import annotations
 
 import html
-import json
 import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
-from dom import Node, parse
+from dom import parse
 from reporting import (
+    CHANNELS,
     DEMO_PAYMENT,
     HOSTILE,
     HOSTILE_PAYMENT,
+    check_demo_payment_page,
+    check_fleet_page,
     cli,
     demo_store,
     fleet_store,
     hostile_store,
     json_lines,
 )
+from reporting import cli_json as _json
+from reporting import no_external_reference as _no_external_reference
+from reporting import page as _page
 
-from causes.wording import money
 from replay.report import PaymentReport, render_payment
 from replay.report.data import MAX_BUCKETS, bucket_failures
-from replay.report.page import CSP, LONG_TEXT, esc, text
-
-CHANNELS = ("huabei", "jiebei", "bank_card", "balance")
+from replay.report.page import LONG_TEXT, esc, text
 
 
 @pytest.fixture(scope="module")
@@ -42,40 +43,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> str:
     return fleet_store(tmp_path_factory.mktemp("fleet"), payments=900, seed=8)
-
-
-def _json(*argv: str) -> Any:
-    code, out, err = cli(*argv)
-    assert code == 0, err
-    return json.loads(out)
-
-
-def _page(path: Path, *argv: str) -> Node:
-    code, _, err = cli(*argv, "-o", str(path))
-    assert code == 0, err
-    return parse(path.read_text(encoding="utf-8"))
-
-
-def _no_address_at_all(path: Path) -> None:
-    """A report of an ordinary log names no network address anywhere (not even an SVG
-    namespace: inline SVG in HTML needs none)."""
-    raw = path.read_bytes().lower()
-    assert b"http:" not in raw
-    assert b"https:" not in raw
-
-
-def _no_external_reference(root: Node) -> None:
-    for node in root.iter():
-        for name in ("src", "href", "action", "xlink:href", "poster", "data"):
-            value = node.attrs.get(name, "").strip().lower()
-            assert not value.startswith(("http:", "https:", "//", "ftp:")), (node, name)
-        assert "url(" not in node.attrs.get("style", ""), node
-    assert not root.find_all("script")
-    assert not root.find_all("link")
-    assert not root.find_all("img")
-    assert not root.find_all("iframe")
-    csp = root.find("meta", http_equiv="Content-Security-Policy")
-    assert csp.attrs["content"] == CSP
 
 
 # --- a payment -----------------------------------------------------------------------------
@@ -102,57 +69,7 @@ def test_payment_report_holds_what_the_json_commands_print(demo: str) -> None:
 
 
 def test_payment_page_marks_and_links_the_evidence(demo: str, tmp_path: Path) -> None:
-    exp = _json("--db", demo, "explain", DEMO_PAYMENT, "--json")
-    root = _page(tmp_path / "p.html", "--db", demo, "report", "--payment", DEMO_PAYMENT)
-    _no_external_reference(root)
-    _no_address_at_all(tmp_path / "p.html")
-    rows = {int(r.attrs["data-position"]): r for r in root.find_all("tr", cls="timeline-row")}
-    assert rows, "the timeline lists events"
-    ids = {n.attrs["id"] for n in root.iter() if "id" in n.attrs}
-    for link in root.find_all("a"):
-        href = link.attrs.get("href", "")
-        assert href.startswith("#"), href
-        assert href[1:] in ids, f"dead link {href}"
-    cause = exp["root_cause"]
-    verdict = root.find("div", cls="root-cause")
-    assert verdict.attrs["data-category"] == cause["category"]
-    assert verdict.find(cls="summary").text() == cause["summary"]
-    assert verdict.find(cls="remedy-text").text() == cause["remedy"]
-    cited = [int(a.attrs["data-position"]) for a in verdict.find(cls="evidence-list").find_all("a")]
-    assert cited == cause["evidence"]
-    contributing = root.find_all("tr", cls="contributing")
-    assert [(r.attrs["data-category"], r.attrs["data-evidence"]) for r in contributing] == [
-        (c["category"], " ".join(map(str, c["evidence"]))) for c in cause["contributing"]
-    ]
-    evidence = {p for c in [cause, *cause["contributing"]] for p in c["evidence"]}
-    assert {p for p, r in rows.items() if "evidence" in r.classes} == evidence
-    for p in evidence:
-        assert rows[p].attrs["id"] == f"pos-{p}"
-        assert root.find("a", cls="event", data_position=str(p)).attrs["href"] == f"#pos-{p}"
-    for a in exp["attempts"]:
-        assert "moment" in rows[a["moment"]].classes
-        mark = root.find("g", cls="moment", data_attempt=str(a["attempt"]))
-        assert mark.attrs["data-position"] == str(a["moment"])
-        row = root.find("tr", cls="attempt", data_attempt=str(a["attempt"]))
-        assert row.attrs["data-outcome"] == a["outcome"]
-    state = exp["state_at_failure"]
-    line = root.find("tr", cls="credit-line", data_product="huabei")
-    assert line.attrs["data-status"] == state["account"]["credit"]["huabei"]["status"]
-    assert money(state["account"]["credit"]["huabei"]["available_minor"], "CNY").split()[0] in (
-        line.text()
-    )
-    assert root.find(cls="state-channel").attrs["data-status"] == state["channel"]["status"]
-    for channel in CHANNELS[1:]:
-        w = _json("--db", demo, "whatif", DEMO_PAYMENT, "--channel", channel, "--json")
-        verdict_row = root.find("tr", cls="whatif-verdict", data_channel=channel)
-        assert verdict_row.attrs["data-would-pass"] == str(w["would_pass"]).lower()
-        words = "would have passed" if w["would_pass"] else "would also have failed"
-        assert words in verdict_row.text()
-        block = root.find("div", cls="whatif", data_channel=channel)
-        assert [
-            (c.attrs["data-check"], c.attrs["data-status"])
-            for c in block.find_all("tr", cls="check")
-        ] == [(c["check"], c["status"]) for c in w["checks"]]
+    check_demo_payment_page(demo, tmp_path / "p.html")
 
 
 def test_a_payment_that_failover_saved_has_no_root_cause_but_its_attempts(tmp_path: Path) -> None:
@@ -218,44 +135,7 @@ def test_a_period_keeps_the_incidents_and_warnings_of_its_bounds(fleet: str) -> 
 
 
 def test_period_page_shows_every_incident_with_its_figures(fleet: str, tmp_path: Path) -> None:
-    doc = _json("--db", fleet, "report", "--json", "-o", "-")
-    root = _page(tmp_path / "f.html", "--db", fleet, "report")
-    _no_external_reference(root)
-    _no_address_at_all(tmp_path / "f.html")
-    rows = root.find_all("tr", cls="incident")
-    assert len(rows) == len(doc["incidents"]) > 1
-    for rank, (row, incident) in enumerate(zip(rows, doc["incidents"], strict=True), start=1):
-        assert row.attrs["data-rank"] == str(rank)
-        assert row.attrs["data-category"] == incident["category"]
-        assert row.attrs["data-evidence"] == " ".join(map(str, incident["evidence"]))
-        cells = {
-            c.attrs["data-field"]: c.text() for c in row.find_all("td") if "data-field" in c.attrs
-        }
-        assert cells["payments_failed"] == f"{incident['payments_failed']:,}"
-        assert cells["saved_by_failover"] == f"{incident['saved_by_failover']:,}"
-        assert cells["amount_failed"] == ", ".join(
-            money(v, c) for c, v in incident["amount_failed_minor"].items()
-        )
-    s = doc["stats"]
-    for field in ("payments", "succeeded", "failed", "pending", "saved_by_failover"):
-        assert root.find(cls="fact", data_field=field).find(cls="value").text() == f"{s[field]:,}"
-    for c, n in s["by_category"].items():
-        assert root.find("tr", cls="by-category", data_category=c).find_all("td")[1].text() == str(
-            n
-        )
-    drawn: dict[str, int] = {}
-    for rect in root.find_all("rect", where=lambda n: "data-count" in n.attrs):
-        drawn[rect.attrs["data-category"]] = drawn.get(rect.attrs["data-category"], 0) + int(
-            rect.attrs["data-count"]
-        )
-    assert drawn == s["by_category"]
-    merchants = root.find(cls="top", data_field="by_merchant").find_all(
-        "tr", where=lambda n: "data-name" in n.attrs
-    )
-    top = max(s["by_merchant"].items(), key=lambda kv: kv[1])
-    assert merchants[0].attrs["data-name"] == top[0]
-    assert merchants[0].find_all("td")[1].text() == f"{top[1]:,}"
-    assert len(root.find_all("tr", cls="warning")) == len(doc["warnings"])
+    check_fleet_page(fleet, tmp_path / "f.html")
 
 
 def test_buckets_have_one_width_and_count_every_failure(fleet: str) -> None:

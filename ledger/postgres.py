@@ -22,7 +22,9 @@ What the design guarantees
 - **Atomic, all or nothing**: one transaction per group commit and per import. A cancelled or
   timed-out append or import leaves the store exactly as before the call or as after it: the
   transaction runs in the store's own task (appends) or is rolled back, and ``COMMIT`` is never
-  interrupted (:func:`ledger._pg.writer.settle`). A connection killed mid-append
+  interrupted (:func:`ledger._pg.writer.settle`); what a stopped call reports is the truth, as
+  on SQLite: a call whose transaction committed returns its result, a call that raises the
+  cancellation stored nothing. A connection killed mid-append
   (``pg_terminate_backend``, a restart) fails that call with a :class:`StoreError`, nothing of it
   stored, and the next call reconnects; killed while its ``COMMIT`` was in flight, the call
   looks up, under the head lock, which of the two happened, and answers accordingly.

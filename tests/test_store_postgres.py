@@ -428,10 +428,12 @@ async def test_concurrent_appends_share_transactions(monkeypatch: pytest.MonkeyP
 async def test_a_cancellation_during_commit_waits_for_it(
     what: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Cancelled while COMMIT is in flight, the call waits for it to end (an append then
-    raises the cancellation; an import, done, returns its result): the store is as after."""
+    """Cancelled while COMMIT is in flight, the call waits for it to end and returns what it
+    stored, as on SQLite (a call that raises the cancellation stored nothing): the store is
+    as after, and the caller knows it."""
     async with fresh_database() as url, open_store(url) as store:
         gate = _Gate(store, monkeypatch)
+        returned: list[tuple[int | None, int | None]] = []
         with anyio.fail_after(30):  # a hang guard
             async with anyio.create_task_group() as tg:
                 scope = anyio.CancelScope()
@@ -439,14 +441,18 @@ async def test_a_cancellation_during_commit_waits_for_it(
                 async def call() -> None:
                     with scope:
                         if what == "append":
-                            await store.append("payment-P1", [requested("P1"), attempted("P1")])
+                            done = await store.append(
+                                "payment-P1", [requested("P1"), attempted("P1")]
+                            )
+                            returned.append((done.positions[0], done.positions[-1]))
                         else:
-                            await store.import_events(
+                            result = await store.import_events(
                                 [
                                     ImportItem(stream="payment-P1", event=requested("P1")),
                                     ImportItem(stream="payment-P1", event=attempted("P1")),
                                 ]
                             )
+                            returned.append((result.first_position, result.last_position))
 
                 tg.start_soon(call)
                 await gate.holding.wait()
@@ -454,6 +460,7 @@ async def test_a_cancellation_during_commit_waits_for_it(
                 await anyio.wait_all_tasks_blocked()
                 gate.release.set()
         assert scope.cancel_called
+        assert returned == [(1, 2)]
         assert await store.head() == 2
         assert (await store.verify()).ok
 

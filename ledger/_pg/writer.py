@@ -97,21 +97,18 @@ class Request:
 
 
 async def settle(aw: Awaitable[T]) -> T:
-    """Await ``aw`` to its end in a task of its own. A cancellation of the caller (a cancel scope,
-    ``asyncio.wait_for``, Ctrl-C) waits for it instead of interrupting it, then is re-raised: the
-    caller learns it was cancelled, and the work was done or not done, never half done."""
+    """Await ``aw`` (a ``COMMIT``) to its end in a task of its own, and return its result or
+    raise its error. A cancellation of the caller (a cancel scope, ``asyncio.wait_for``,
+    Ctrl-C) that arrives meanwhile waits for it instead of interrupting it, and does not turn
+    a commit that was made into an exception: the caller is told what was stored, as on
+    SQLite (under anyio, the cancellation is delivered at the caller's next checkpoint)."""
     task = asyncio.ensure_future(aw)
-    cancelled: BaseException | None = None
     with anyio.CancelScope(shield=True):
         while not task.done():
             try:
                 await asyncio.wait([task])
-            except asyncio.CancelledError as e:
-                cancelled = e
-    if cancelled is not None:
-        if not task.cancelled():
-            task.exception()  # retrieved: the caller is told it was cancelled
-        raise cancelled
+            except asyncio.CancelledError:
+                continue
     return task.result()
 
 
@@ -282,9 +279,11 @@ class Writer:
             if not request.taken:  # never sent: nothing of it can be stored
                 self._queue.remove(request)
                 raise
-            with anyio.CancelScope(shield=True):  # in flight: return once it is settled
+            with anyio.CancelScope(shield=True):  # in flight: wait until it is settled
                 await request.done.wait()
-            raise
+            if request.result is None or request.error is not None:
+                raise  # nothing of this call was stored
+            return request.result  # committed: say so, as a call that was not stopped does
         if request.error is not None:
             raise request.error
         assert request.result is not None
@@ -461,8 +460,10 @@ class Writer:
                     raise
                 if error is not None:
                     raise error from e
-            except BaseException:  # cancelled: before COMMIT, nothing is stored; during it,
-                if committing:  # settle() let it finish, so everything is
+            except BaseException:  # cancelled before COMMIT: nothing is stored (a cancellation
+                if committing:  # during it waits for it: see settle); the COMMIT itself
+                    if conn is not None:  # interrupted from inside (the loop shutting down):
+                        self._drop(conn)  # its outcome unknown, the connection is not reused
                     self._on_commit()
                 elif conn is not None:
                     await self._rollback(conn)

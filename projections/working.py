@@ -35,6 +35,7 @@ from .account import AccountFold
 from .balances import Balance, LedgerTotals, Leg, receivable_of, repayment_legs, settlement_legs
 from .rows import (
     account_row,
+    balance_key,
     balance_row,
     channel_row,
     payment_row_of,
@@ -124,7 +125,6 @@ class Working:
     ``dirty_*`` sets) so that a commit writes only those."""
 
     __slots__ = (
-        "_names",
         "accounts",
         "balances",
         "channels",
@@ -159,8 +159,6 @@ class Working:
         self.dirty_payments: set[str] = set()
         self.dirty_balances: set[tuple[str, str]] = set()
         self.dirty_totals: set[str] = set()
-        self._names: dict[str, str] = {}
-        """One copy of each merchant, scenario, currency and channel name the payments hold."""
 
     def clear_dirty(self) -> None:
         """Forget which states changed (after they were written)."""
@@ -253,7 +251,7 @@ class Working:
     def _account(self, account_id: str) -> Account:
         found = self.accounts.get(account_id)
         if found is None:
-            found = self.accounts[account_id] = Account.new(account_id, self._names)
+            found = self.accounts[account_id] = Account.new(account_id)
         return found
 
     def _post(self, legs: tuple[Leg, ...], pos: int) -> None:
@@ -286,7 +284,7 @@ class Working:
         :meth:`load_payments`)."""
         kind = row.kind
         if kind == "account":
-            self.accounts[row.key] = Account(_FOLD.decode(row.state), self._names)
+            self.accounts[row.key] = Account(_FOLD.decode(row.state))
         elif kind == "channel":
             self.channels[row.key] = _CHANNEL.decode(row.state)
         elif kind == "policy":
@@ -306,7 +304,7 @@ class Working:
             if isinstance(e, UnknownEvent):
                 raise UnknownEventTypeError(e.type_name, rec.position)
             if type(e) is slim.PaymentRequested and e.payment_id not in payments:
-                payments[e.payment_id] = Payment(e, rec.position, self._names)
+                payments[e.payment_id] = Payment(e, rec.position)
                 continue
             found = payments.get(rec.stream.removeprefix("payment-"))
             if found is None:
@@ -334,13 +332,10 @@ class Working:
             for key in sorted(self.dirty_accounts if dirty_only else accounts):
                 yield account_row(accounts[key].fold())
         elif kind == "balance":
-            found = [
-                self.balances[k].frozen()
-                for k in (self.dirty_balances if dirty_only else self.balances)
-            ]
-            rows = [balance_row(b) for b in found]
-            rows.sort(key=lambda r: r.key)
-            yield from rows
+            balances = self.balances
+            keys = self.dirty_balances if dirty_only else balances
+            for pair in sorted(keys, key=lambda k: balance_key(*k)):  # (the rows' key order)
+                yield balance_row(balances[pair].frozen())
         elif kind == "channel":
             for key in sorted(self.dirty_channels if dirty_only else self.channels):
                 yield channel_row(self.channels[key])
@@ -370,7 +365,7 @@ _CURRENT: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.ite
 def _requested(w: Working, e: slim.PaymentRequested, pos: int) -> None:
     found = w.payments.get(e.payment_id)
     if found is None:  # (a second request in one stream: the first one stands)
-        w.payments[e.payment_id] = Payment(e, pos, w._names)
+        w.payments[e.payment_id] = Payment(e, pos)
     else:
         found.position = pos
     w.dirty_payments.add(e.payment_id)
@@ -411,7 +406,7 @@ def _credit_payment(
                 p.currency,
                 e.channel,
                 e.amount_minor,
-                has_line=e.channel in a.credit,
+                has_line=a.line(e.channel) is not None,
             )
             w._post(legs, pos)
         account_handler(a, e, pos)
@@ -437,7 +432,7 @@ def _repaid(w: Working, e: slim.RepaymentMade, pos: int) -> None:
     account_id = e.account_id
     a = w._account(account_id)
     legs: tuple[Leg, ...] = ()
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
         currency = line.currency
         found = w.balances.get((receivable_of(account_id, e.product), currency))

@@ -284,7 +284,7 @@ class Working:
         :meth:`load_payments`)."""
         kind = row.kind
         if kind == "account":
-            self.accounts[row.key] = Account(_FOLD.decode(row.state))
+            self.accounts[row.key] = Account.of(_FOLD.decode(row.state))
         elif kind == "channel":
             self.channels[row.key] = _CHANNEL.decode(row.state)
         elif kind == "policy":

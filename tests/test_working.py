@@ -245,7 +245,7 @@ def test_working_accounts_hold_the_pure_folds(events: list[ev.Event], cut: int) 
     working = Working().apply_all(records[:cut])
     assert sorted(working.accounts) == sorted(world.accounts)
     for account_id, pure in world.accounts.items():
-        loaded = Account(pure)
+        loaded = Account.of(pure)
         assert loaded.fold() == pure
         assert working.accounts[account_id].fold() == pure
         for a in (loaded, working.accounts[account_id]):

@@ -42,7 +42,28 @@ class Line:
         "used_minor",
     )
 
-    def __init__(self, line: CreditLine) -> None:
+    def __init__(self, product: str, currency: str, pos: int) -> None:
+        """A line opened at ``pos``, before its limit is set (the reducer's new
+        :class:`CreditLine`: limit 0, its history one step, :data:`BEFORE_OPENING`)."""
+        self.product = intern(product)
+        self.currency = intern(currency)
+        self.status = "active"
+        self.status_reason = ""
+        self.status_position: int | None = None
+        self.limit_minor = 0
+        self.limit_position = pos
+        self.used_minor = 0
+        self.held_minor = 0
+        self.overdue_minor = 0
+        self.days_overdue = 0
+        self.overdue_position: int | None = None
+        self.opened_position = pos
+        self.steps: list[int] = [BEFORE_OPENING, 0]
+
+    @classmethod
+    def of(cls, line: CreditLine) -> Line:
+        """The working twin of a reducer's line."""
+        self = cls.__new__(cls)
         self.product = intern(line.product)
         self.currency = intern(line.currency)
         self.status = intern(line.status)
@@ -56,7 +77,8 @@ class Line:
         self.days_overdue = line.days_overdue
         self.overdue_position = line.overdue_position
         self.opened_position = line.opened_position
-        self.steps: list[int] = [n for s in line.steps for n in (s.available_minor, s.until)]
+        self.steps = [n for s in line.steps for n in (s.available_minor, s.until)]
+        return self
 
     def frozen(self) -> CreditLine:
         steps = self.steps
@@ -116,23 +138,39 @@ class Account:
         "score_position",
     )
 
-    def __init__(self, fold: AccountFold) -> None:
+    def __init__(self, account_id: str) -> None:
+        """An account before any event (the reducer's ``new_fold``)."""
+        self.account_id = intern(account_id)
+        self.position = 0
+        self.holder_ref: str | None = None
+        self.opened_position: int | None = None
+        self.score: int | None = None
+        self.previous_score: int | None = None
+        self.score_position: int | None = None
+        self.credit: list[Line] = []
+        self.known = False
+        self.holds: dict[str, Hold] | None = None
+
+    @classmethod
+    def of(cls, fold: AccountFold) -> Account:
+        """The working twin of a reducer's fold (one read back from its row, say)."""
         state = fold.state
-        self.account_id = intern(state.account_id)
+        self = cls(state.account_id)
         self.position = state.position
         self.holder_ref = state.holder_ref
         self.opened_position = state.opened_position
         self.score = state.score
         self.previous_score = state.previous_score
         self.score_position = state.score_position
-        self.credit: list[Line] = [Line(line) for line in state.credit.values()]
+        self.credit = [Line.of(line) for line in state.credit.values()]
         self.known = fold.known
-        self.holds: dict[str, Hold] | None = dict(fold.holds) if fold.holds else None
+        self.holds = dict(fold.holds) if fold.holds else None
+        return self
 
     @classmethod
     def new(cls, account_id: str) -> Account:
         """An account before any event."""
-        return cls(AccountFold(state=AccountState(account_id=account_id)))
+        return cls(account_id)
 
     def line(self, product: str) -> Line | None:
         """The credit line of ``product`` (None: none was opened)."""
@@ -192,16 +230,7 @@ def _opened(a: Account, e: slim.AccountOpened, pos: int) -> None:
 def _line_opened(a: Account, e: slim.CreditLineOpened, pos: int) -> None:
     line = a.line(e.product)
     if line is None:
-        line = Line(
-            CreditLine(
-                product=e.product,
-                currency=e.currency,
-                limit_minor=0,
-                limit_position=pos,
-                opened_position=pos,
-                steps=(Step(BEFORE_OPENING, 0),),
-            )
-        )
+        line = Line(e.product, e.currency, pos)
         a.credit.append(line)
     else:  # reopened: a new limit and currency; what is used or held stays
         line.currency = intern(e.currency)

@@ -17,6 +17,8 @@ byte for byte, with :func:`projections.rows.rows_of` of the pure fold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from itertools import count
+from operator import itemgetter, ne
 from typing import Any, Final
 
 import msgspec
@@ -142,8 +144,8 @@ class Working:
     )
 
     def __init__(self, *, track: bool = True) -> None:
-        """``track=False``: forget which states changed after each :meth:`apply_rows` (a
-        rebuild writes every state: the sets would only take memory)."""
+        """``track=False``: do not remember which states changed (a rebuild writes every
+        state: the sets would only take memory and time); they stay empty."""
         self.track = track
         self.position = 0
         """The last position applied."""
@@ -214,7 +216,7 @@ class Working:
             pairs = slim.PAGE.decode(page)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return False
-        if [p for p, _ in pairs] != list(range(first, first + len(pairs))):
+        if any(map(ne, map(itemgetter(0), pairs), count(first))):
             return False
         routes = _ROUTES
         for position, event in pairs:
@@ -274,8 +276,9 @@ class Working:
                 b.account_id = leg.account_id
             b.position = pos
             t.position = pos
-            self.dirty_balances.add(key)
-            self.dirty_totals.add(leg.currency)
+            if self.track:
+                self.dirty_balances.add(key)
+                self.dirty_totals.add(leg.currency)
 
     # --- loading and writing -----------------------------------------------------------------
 
@@ -368,7 +371,8 @@ def _requested(w: Working, e: slim.PaymentRequested, pos: int) -> None:
         w.payments[e.payment_id] = Payment(e, pos)
     else:
         found.position = pos
-    w.dirty_payments.add(e.payment_id)
+    if w.track:
+        w.dirty_payments.add(e.payment_id)
 
 
 def _payment(handler: Callable[[Payment, Any, int], None]) -> _Route:
@@ -378,7 +382,8 @@ def _payment(handler: Callable[[Payment, Any, int], None]) -> _Route:
         found = w.payments.get(e.payment_id)
         if found is not None:
             handler(found, e, pos)
-            w.dirty_payments.add(e.payment_id)
+            if w.track:
+                w.dirty_payments.add(e.payment_id)
 
     return route
 
@@ -396,7 +401,8 @@ def _credit_payment(
         if p is None:
             return
         handler(p, e, pos)
-        w.dirty_payments.add(e.payment_id)
+        if w.track:
+            w.dirty_payments.add(e.payment_id)
         account_id = p.account_id
         a = w.accounts.get(account_id) or w._account(account_id)
         if settles:
@@ -410,7 +416,8 @@ def _credit_payment(
             )
             w._post(legs, pos)
         account_handler(a, e, pos)
-        w.dirty_accounts.add(account_id)
+        if w.track:
+            w.dirty_accounts.add(account_id)
 
     return route
 
@@ -422,7 +429,8 @@ def _account_event(handler: Callable[[Account, Any, int], None]) -> _Route:
         account_id: str = e.account_id
         a = w.accounts.get(account_id) or w._account(account_id)
         handler(a, e, pos)
-        w.dirty_accounts.add(account_id)
+        if w.track:
+            w.dirty_accounts.add(account_id)
 
     return route
 
@@ -439,7 +447,8 @@ def _repaid(w: Working, e: slim.RepaymentMade, pos: int) -> None:
         receivable = 0 if found is None else found.debit_minor - found.credit_minor
         legs = repayment_legs(account_id, e.product, e.amount_minor, currency, receivable)
     _ACCOUNT_HANDLERS[slim.RepaymentMade](a, e, pos)
-    w.dirty_accounts.add(account_id)
+    if w.track:
+        w.dirty_accounts.add(account_id)
     if legs:
         w._post(legs, pos)
 
@@ -448,14 +457,16 @@ def _channel(w: Working, e: ChannelStatusChanged, pos: int) -> None:
     name = e.channel
     state = w.channels.get(name) or channel.new_state(name)
     w.channels[name] = channel.apply_event(state, e, pos)
-    w.dirty_channels.add(name)
+    if w.track:
+        w.dirty_channels.add(name)
 
 
 def _policy(w: Working, e: ChannelPolicySet, pos: int) -> None:
     merchant = e.merchant
     state = w.policies.get(merchant) or policy.new_state(merchant)
     w.policies[merchant] = policy.apply_event(state, e, pos)
-    w.dirty_policies.add(merchant)
+    if w.track:
+        w.dirty_policies.add(merchant)
 
 
 def _route(cls: type[Any]) -> _Route:

@@ -65,14 +65,19 @@ _ACCOUNT_SLIMS: Final = frozenset(
 )
 _CACHE_LIMIT: Final = 200_000
 """Past this many payments held in memory, a projector drops its cache after a batch."""
-_PAGE: Final = 10_000
+_PAGE: Final = 4000
 _BALANCE: Final = msgspec.msgpack.Decoder(Balance)
 
 
 def written_rows(world: Working, *, dirty_only: bool = True) -> Iterable[StateRow]:
-    """The rows a commit writes, made as they are written (:meth:`Working.iter_rows`; a seam
-    for tests that make a commit fail half way)."""
-    return world.iter_rows(dirty_only=dirty_only)
+    """The rows a commit writes (a seam for tests that make a commit fail half way). Those a
+    batch changed are made before the commit, which then holds the store's write lock only to
+    write them (appends wait for it); a rebuild's rows (every one: hundreds of thousands) as
+    they are written (:meth:`Working.iter_rows`), or they would take as much memory again as
+    the fold."""
+    if dirty_only:
+        return world.rows()
+    return world.iter_rows(dirty_only=False)
 
 
 class RebuildResult(msgspec.Struct, frozen=True):

@@ -17,6 +17,8 @@ byte for byte, with :func:`projections.rows.rows_of` of the pure fold.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from itertools import count
+from operator import itemgetter, ne
 from typing import Any, Final
 
 import msgspec
@@ -35,6 +37,7 @@ from .account import AccountFold
 from .balances import Balance, LedgerTotals, Leg, receivable_of, repayment_legs, settlement_legs
 from .rows import (
     account_row,
+    balance_key,
     balance_row,
     channel_row,
     payment_row_of,
@@ -124,7 +127,6 @@ class Working:
     ``dirty_*`` sets) so that a commit writes only those."""
 
     __slots__ = (
-        "_names",
         "accounts",
         "balances",
         "channels",
@@ -142,8 +144,8 @@ class Working:
     )
 
     def __init__(self, *, track: bool = True) -> None:
-        """``track=False``: forget which states changed after each :meth:`apply_rows` (a
-        rebuild writes every state: the sets would only take memory)."""
+        """``track=False``: do not remember which states changed (a rebuild writes every
+        state: the sets would only take memory and time); they stay empty."""
         self.track = track
         self.position = 0
         """The last position applied."""
@@ -159,8 +161,6 @@ class Working:
         self.dirty_payments: set[str] = set()
         self.dirty_balances: set[tuple[str, str]] = set()
         self.dirty_totals: set[str] = set()
-        self._names: dict[str, str] = {}
-        """One copy of each merchant, scenario, currency and channel name the payments hold."""
 
     def clear_dirty(self) -> None:
         """Forget which states changed (after they were written)."""
@@ -216,7 +216,7 @@ class Working:
             pairs = slim.PAGE.decode(page)
         except (msgspec.ValidationError, msgspec.DecodeError):
             return False
-        if [p for p, _ in pairs] != list(range(first, first + len(pairs))):
+        if any(map(ne, map(itemgetter(0), pairs), count(first))):
             return False
         routes = _ROUTES
         for position, event in pairs:
@@ -253,7 +253,7 @@ class Working:
     def _account(self, account_id: str) -> Account:
         found = self.accounts.get(account_id)
         if found is None:
-            found = self.accounts[account_id] = Account.new(account_id, self._names)
+            found = self.accounts[account_id] = Account.new(account_id)
         return found
 
     def _post(self, legs: tuple[Leg, ...], pos: int) -> None:
@@ -276,8 +276,9 @@ class Working:
                 b.account_id = leg.account_id
             b.position = pos
             t.position = pos
-            self.dirty_balances.add(key)
-            self.dirty_totals.add(leg.currency)
+            if self.track:
+                self.dirty_balances.add(key)
+                self.dirty_totals.add(leg.currency)
 
     # --- loading and writing -----------------------------------------------------------------
 
@@ -286,7 +287,7 @@ class Working:
         :meth:`load_payments`)."""
         kind = row.kind
         if kind == "account":
-            self.accounts[row.key] = Account(_FOLD.decode(row.state), self._names)
+            self.accounts[row.key] = Account.of(_FOLD.decode(row.state))
         elif kind == "channel":
             self.channels[row.key] = _CHANNEL.decode(row.state)
         elif kind == "policy":
@@ -306,7 +307,7 @@ class Working:
             if isinstance(e, UnknownEvent):
                 raise UnknownEventTypeError(e.type_name, rec.position)
             if type(e) is slim.PaymentRequested and e.payment_id not in payments:
-                payments[e.payment_id] = Payment(e, rec.position, self._names)
+                payments[e.payment_id] = Payment(e, rec.position)
                 continue
             found = payments.get(rec.stream.removeprefix("payment-"))
             if found is None:
@@ -334,13 +335,10 @@ class Working:
             for key in sorted(self.dirty_accounts if dirty_only else accounts):
                 yield account_row(accounts[key].fold())
         elif kind == "balance":
-            found = [
-                self.balances[k].frozen()
-                for k in (self.dirty_balances if dirty_only else self.balances)
-            ]
-            rows = [balance_row(b) for b in found]
-            rows.sort(key=lambda r: r.key)
-            yield from rows
+            balances = self.balances
+            keys = self.dirty_balances if dirty_only else balances
+            for pair in sorted(keys, key=lambda k: balance_key(*k)):  # (the rows' key order)
+                yield balance_row(balances[pair].frozen())
         elif kind == "channel":
             for key in sorted(self.dirty_channels if dirty_only else self.channels):
                 yield channel_row(self.channels[key])
@@ -370,10 +368,11 @@ _CURRENT: Final[dict[str, int]] = {n: c.schema_version for n, c in CATALOGUE.ite
 def _requested(w: Working, e: slim.PaymentRequested, pos: int) -> None:
     found = w.payments.get(e.payment_id)
     if found is None:  # (a second request in one stream: the first one stands)
-        w.payments[e.payment_id] = Payment(e, pos, w._names)
+        w.payments[e.payment_id] = Payment(e, pos)
     else:
         found.position = pos
-    w.dirty_payments.add(e.payment_id)
+    if w.track:
+        w.dirty_payments.add(e.payment_id)
 
 
 def _payment(handler: Callable[[Payment, Any, int], None]) -> _Route:
@@ -383,7 +382,8 @@ def _payment(handler: Callable[[Payment, Any, int], None]) -> _Route:
         found = w.payments.get(e.payment_id)
         if found is not None:
             handler(found, e, pos)
-            w.dirty_payments.add(e.payment_id)
+            if w.track:
+                w.dirty_payments.add(e.payment_id)
 
     return route
 
@@ -401,7 +401,8 @@ def _credit_payment(
         if p is None:
             return
         handler(p, e, pos)
-        w.dirty_payments.add(e.payment_id)
+        if w.track:
+            w.dirty_payments.add(e.payment_id)
         account_id = p.account_id
         a = w.accounts.get(account_id) or w._account(account_id)
         if settles:
@@ -411,11 +412,12 @@ def _credit_payment(
                 p.currency,
                 e.channel,
                 e.amount_minor,
-                has_line=e.channel in a.credit,
+                has_line=a.line(e.channel) is not None,
             )
             w._post(legs, pos)
         account_handler(a, e, pos)
-        w.dirty_accounts.add(account_id)
+        if w.track:
+            w.dirty_accounts.add(account_id)
 
     return route
 
@@ -427,7 +429,8 @@ def _account_event(handler: Callable[[Account, Any, int], None]) -> _Route:
         account_id: str = e.account_id
         a = w.accounts.get(account_id) or w._account(account_id)
         handler(a, e, pos)
-        w.dirty_accounts.add(account_id)
+        if w.track:
+            w.dirty_accounts.add(account_id)
 
     return route
 
@@ -437,14 +440,15 @@ def _repaid(w: Working, e: slim.RepaymentMade, pos: int) -> None:
     account_id = e.account_id
     a = w._account(account_id)
     legs: tuple[Leg, ...] = ()
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
         currency = line.currency
         found = w.balances.get((receivable_of(account_id, e.product), currency))
         receivable = 0 if found is None else found.debit_minor - found.credit_minor
         legs = repayment_legs(account_id, e.product, e.amount_minor, currency, receivable)
     _ACCOUNT_HANDLERS[slim.RepaymentMade](a, e, pos)
-    w.dirty_accounts.add(account_id)
+    if w.track:
+        w.dirty_accounts.add(account_id)
     if legs:
         w._post(legs, pos)
 
@@ -453,14 +457,16 @@ def _channel(w: Working, e: ChannelStatusChanged, pos: int) -> None:
     name = e.channel
     state = w.channels.get(name) or channel.new_state(name)
     w.channels[name] = channel.apply_event(state, e, pos)
-    w.dirty_channels.add(name)
+    if w.track:
+        w.dirty_channels.add(name)
 
 
 def _policy(w: Working, e: ChannelPolicySet, pos: int) -> None:
     merchant = e.merchant
     state = w.policies.get(merchant) or policy.new_state(merchant)
     w.policies[merchant] = policy.apply_event(state, e, pos)
-    w.dirty_policies.add(merchant)
+    if w.track:
+        w.dirty_policies.add(merchant)
 
 
 def _route(cls: type[Any]) -> _Route:

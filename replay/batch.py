@@ -122,7 +122,6 @@ class _Pass:
         self.wanted = wanted
         """Which payments to explain, judged from their state (None: every one)."""
         self.accounts: dict[str, Account] = {}
-        self.names: dict[str, str] = {}
         self.channels: dict[str, ChannelState] = {}
         self.policies: dict[str, PolicyState] = {}
         self.account_of: dict[str, str] = {}
@@ -135,7 +134,7 @@ class _Pass:
     def _to_account(self, account_id: str, event: Any, position: int) -> None:
         account = self.accounts.get(account_id)
         if account is None:
-            account = self.accounts[account_id] = Account.new(account_id, self.names)
+            account = self.accounts[account_id] = Account.new(account_id)
         ACCOUNT_HANDLERS[type(event)](account, event, position)
 
     def _capture(self, entry: _Open, position: int) -> _Capture:

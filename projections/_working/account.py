@@ -10,18 +10,20 @@ for field and in the same dictionary order, so its encoding is the same bytes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from sys import intern
 from typing import Any, Final
 
 from .. import slim
 from ..account import CREDIT_PRODUCTS, AccountFold, Hold
 from ..state import BEFORE_OPENING, AccountState, CreditLine, Step
-from .payment import Names
 
 __all__ = ["HANDLERS", "Account", "Line"]
 
 
 class Line:
-    """A credit line (:class:`projections.state.CreditLine`), mutable; ``steps`` a list."""
+    """A credit line (:class:`projections.state.CreditLine`), mutable. Its availability
+    history is one flat list, ``[available, until, available, until, ...]`` (a rebuild holds
+    every account of a log at once: a pair of ints and no tuple per step)."""
 
     __slots__ = (
         "currency",
@@ -40,11 +42,32 @@ class Line:
         "used_minor",
     )
 
-    def __init__(self, line: CreditLine, names: Names) -> None:
-        self.product = names.setdefault(line.product, line.product)
-        self.currency = names.setdefault(line.currency, line.currency)
-        self.status = line.status
-        self.status_reason = names.setdefault(line.status_reason, line.status_reason)
+    def __init__(self, product: str, currency: str, pos: int) -> None:
+        """A line opened at ``pos``, before its limit is set (the reducer's new
+        :class:`CreditLine`: limit 0, its history one step, :data:`BEFORE_OPENING`)."""
+        self.product = intern(product)
+        self.currency = intern(currency)
+        self.status = "active"
+        self.status_reason = ""
+        self.status_position: int | None = None
+        self.limit_minor = 0
+        self.limit_position = pos
+        self.used_minor = 0
+        self.held_minor = 0
+        self.overdue_minor = 0
+        self.days_overdue = 0
+        self.overdue_position: int | None = None
+        self.opened_position = pos
+        self.steps: list[int] = [BEFORE_OPENING, 0]
+
+    @classmethod
+    def of(cls, line: CreditLine) -> Line:
+        """The working twin of a reducer's line."""
+        self = cls.__new__(cls)
+        self.product = intern(line.product)
+        self.currency = intern(line.currency)
+        self.status = intern(line.status)
+        self.status_reason = intern(line.status_reason)
         self.status_position = line.status_position
         self.limit_minor = line.limit_minor
         self.limit_position = line.limit_position
@@ -54,14 +77,15 @@ class Line:
         self.days_overdue = line.days_overdue
         self.overdue_position = line.overdue_position
         self.opened_position = line.opened_position
-        self.steps: list[tuple[int, int]] = [(s.available_minor, s.until) for s in line.steps]
-        """The availability history as ``(available_minor, until)`` pairs."""
+        self.steps = [n for s in line.steps for n in (s.available_minor, s.until)]
+        return self
 
     def frozen(self) -> CreditLine:
+        steps = self.steps
         return CreditLine(
             product=self.product,
             currency=self.currency,
-            status=self.status,
+            status=self.status,  # type: ignore[arg-type]  # (one of CreditStatus, interned)
             status_reason=self.status_reason,
             status_position=self.status_position,
             limit_minor=self.limit_minor,
@@ -72,7 +96,7 @@ class Line:
             days_overdue=self.days_overdue,
             overdue_position=self.overdue_position,
             opened_position=self.opened_position,
-            steps=tuple([Step(available, until) for available, until in self.steps]),
+            steps=tuple([Step(steps[i], steps[i + 1]) for i in range(0, len(steps), 2)]),
         )
 
     def step(self, pos: int) -> None:
@@ -81,17 +105,25 @@ class Line:
         available = self.limit_minor - self.used_minor - self.held_minor
         steps = self.steps
         if steps:
-            last = steps[-1][0]
-            if last == available:
+            if steps[-2] == available:
                 return
-            steps[-1] = (last, pos)
-            while steps and steps[-1][0] <= available:
-                steps.pop()
-        steps.append((available, 0))
+            steps[-1] = pos  # the event ends the last value
+            while steps and steps[-2] <= available:
+                del steps[-2:]
+        steps += (available, 0)
+
+    def cite(self, cited: int, pos: int) -> None:
+        """The steps the event at ``cited`` ended are ended by the event at ``pos`` from now
+        on (a settlement takes over from its authorization)."""
+        steps = self.steps
+        for i in range(1, len(steps), 2):
+            if steps[i] == cited:
+                steps[i] = pos
 
 
 class Account:
-    """An account's fold (:class:`projections.account.AccountFold`), mutable."""
+    """An account's fold (:class:`projections.account.AccountFold`), mutable. Its lines are a
+    list in the order they were opened, its holds ``None`` while it has none."""
 
     __slots__ = (
         "account_id",
@@ -99,7 +131,6 @@ class Account:
         "holder_ref",
         "holds",
         "known",
-        "names",
         "opened_position",
         "position",
         "previous_score",
@@ -107,29 +138,50 @@ class Account:
         "score_position",
     )
 
-    def __init__(self, fold: AccountFold, names: Names) -> None:
-        """``names``: one copy of each product, currency and reason the lines share."""
-        self.names = names
+    def __init__(self, account_id: str) -> None:
+        """An account before any event (the reducer's ``new_fold``)."""
+        self.account_id = intern(account_id)
+        self.position = 0
+        self.holder_ref: str | None = None
+        self.opened_position: int | None = None
+        self.score: int | None = None
+        self.previous_score: int | None = None
+        self.score_position: int | None = None
+        self.credit: list[Line] = []
+        self.known = False
+        self.holds: dict[str, Hold] | None = None
+
+    @classmethod
+    def of(cls, fold: AccountFold) -> Account:
+        """The working twin of a reducer's fold (one read back from its row, say)."""
         state = fold.state
-        self.account_id = state.account_id
+        self = cls(state.account_id)
         self.position = state.position
         self.holder_ref = state.holder_ref
         self.opened_position = state.opened_position
         self.score = state.score
         self.previous_score = state.previous_score
         self.score_position = state.score_position
-        self.credit: dict[str, Line] = {p: Line(line, names) for p, line in state.credit.items()}
+        self.credit = [Line.of(line) for line in state.credit.values()]
         self.known = fold.known
-        self.holds: dict[str, Hold] = dict(fold.holds)
+        self.holds = dict(fold.holds) if fold.holds else None
+        return self
 
     @classmethod
-    def new(cls, account_id: str, names: Names) -> Account:
+    def new(cls, account_id: str) -> Account:
         """An account before any event."""
-        return cls(AccountFold(state=AccountState(account_id=account_id)), names)
+        return cls(account_id)
+
+    def line(self, product: str) -> Line | None:
+        """The credit line of ``product`` (None: none was opened)."""
+        for line in self.credit:
+            if line.product == product:
+                return line
+        return None
 
     def fold(self) -> AccountFold:
         """The reducer's fold of the same events."""
-        return AccountFold(state=self.state(), known=self.known, holds=dict(self.holds))
+        return AccountFold(state=self.state(), known=self.known, holds=dict(self.holds or {}))
 
     def state(self) -> AccountState:
         """The reducer's :class:`AccountState` of the same events (a copy: it stays as it is
@@ -142,18 +194,26 @@ class Account:
             score=self.score,
             previous_score=self.previous_score,
             score_position=self.score_position,
-            credit={p: line.frozen() for p, line in self.credit.items()},
+            credit={line.product: line.frozen() for line in self.credit},
         )
+
+    def hold(self, key: str, hold: Hold) -> None:
+        if self.holds is None:
+            self.holds = {}
+        self.holds[key] = hold
 
     def release(self, keys: list[str], pos: int) -> None:
         """The reducer's ``_release``: the holds under ``keys`` go back to their lines."""
-        holds, credit = self.holds, self.credit
-        for key in keys:
-            hold = holds.pop(key)
-            line = credit.get(hold.product)
-            if line is not None:
-                line.held_minor = max(0, line.held_minor - hold.amount_minor)
-                line.step(pos)
+        holds = self.holds
+        if holds is not None:
+            for key in keys:
+                hold = holds.pop(key)
+                line = self.line(hold.product)
+                if line is not None:
+                    line.held_minor = max(0, line.held_minor - hold.amount_minor)
+                    line.step(pos)
+            if not holds:
+                self.holds = None
         self.position = pos
 
 
@@ -168,22 +228,12 @@ def _opened(a: Account, e: slim.AccountOpened, pos: int) -> None:
 
 
 def _line_opened(a: Account, e: slim.CreditLineOpened, pos: int) -> None:
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is None:
-        line = Line(
-            CreditLine(
-                product=e.product,
-                currency=e.currency,
-                limit_minor=0,
-                limit_position=pos,
-                opened_position=pos,
-                steps=(Step(BEFORE_OPENING, 0),),
-            ),
-            a.names,
-        )
-        a.credit[e.product] = line
+        line = Line(e.product, e.currency, pos)
+        a.credit.append(line)
     else:  # reopened: a new limit and currency; what is used or held stays
-        line.currency = a.names.setdefault(e.currency, e.currency)
+        line.currency = intern(e.currency)
         line.limit_position = pos
         line.opened_position = pos
     line.limit_minor = e.limit_minor
@@ -193,7 +243,7 @@ def _line_opened(a: Account, e: slim.CreditLineOpened, pos: int) -> None:
 
 
 def _limit(a: Account, e: slim.CreditLimitChanged, pos: int) -> None:
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
         line.limit_position = pos
         line.limit_minor = e.new_limit_minor
@@ -211,17 +261,17 @@ def _score(a: Account, e: slim.CreditScoreChanged, pos: int) -> None:
 
 
 def _status(a: Account, e: slim.CreditStatusChanged, pos: int) -> None:
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
-        line.status = e.new_status
-        line.status_reason = a.names.setdefault(e.reason, e.reason)
+        line.status = intern(e.new_status)
+        line.status_reason = intern(e.reason)
         line.status_position = pos
     a.position = pos
     a.known = True
 
 
 def _overdue(a: Account, e: slim.RepaymentOverdue, pos: int) -> None:
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
         if e.overdue_minor > 0:
             line.overdue_minor = e.overdue_minor
@@ -236,7 +286,7 @@ def _overdue(a: Account, e: slim.RepaymentOverdue, pos: int) -> None:
 
 
 def _repaid(a: Account, e: slim.RepaymentMade, pos: int) -> None:
-    line = a.credit.get(e.product)
+    line = a.line(e.product)
     if line is not None:
         overdue = max(0, line.overdue_minor - e.amount_minor)
         line.overdue_minor = overdue
@@ -253,14 +303,14 @@ def _repaid(a: Account, e: slim.RepaymentMade, pos: int) -> None:
 
 
 def _authorized(a: Account, e: slim.PaymentAuthorized, pos: int) -> None:
+    channel = e.channel
+    line = a.line(channel)
     holds = a.holds
-    key = f"{e.payment_id}#{e.attempt}" if holds or e.channel in a.credit else ""
+    key = f"{e.payment_id}#{e.attempt}" if holds or line is not None else ""
     if holds and key in holds:  # authorized again: release the first hold, then hold again
         a.release([key], pos)
-    channel = e.channel
-    line = a.credit.get(channel)
     if line is not None and channel in CREDIT_PRODUCTS:
-        holds[key] = Hold(channel, e.amount_minor, pos)
+        a.hold(key, Hold(channel, e.amount_minor, pos))
         line.held_minor += e.amount_minor
         line.step(pos)
     a.position = pos
@@ -268,30 +318,27 @@ def _authorized(a: Account, e: slim.PaymentAuthorized, pos: int) -> None:
 
 def _settled(a: Account, e: slim.PaymentSettled, pos: int) -> None:
     channel = e.channel
-    holds = a.holds
     key = ""
     hold = None
-    if holds:
+    if a.holds:
         key = f"{e.payment_id}#{e.attempt}"
-        hold = holds.get(key)
+        hold = a.holds.get(key)
         if hold is not None and hold.product != channel:  # rare: held on another product
             a.release([key], pos)
             hold = None
-    line = a.credit.get(channel)
+    line = a.line(channel)
     if line is None or channel not in CREDIT_PRODUCTS:
         if hold is not None:
             a.release([key], pos)
         a.position = pos
         return
     held = line.held_minor
-    if hold is not None:
-        del holds[key]
+    if hold is not None and a.holds is not None:
+        del a.holds[key]
+        if not a.holds:
+            a.holds = None
         held = max(0, held - hold.amount_minor)
-        cited = hold.position
-        steps = line.steps
-        for i, (available, until) in enumerate(steps):
-            if until == cited:
-                steps[i] = (available, pos)
+        line.cite(hold.position, pos)
     line.held_minor = held
     line.used_minor += e.amount_minor
     line.step(pos)

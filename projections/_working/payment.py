@@ -12,24 +12,21 @@ except that a settlement settles the payment), whether a failover followed its d
 where the last failover went (a new attempt starts there). As in the reducer, the outcome is
 worked out again only after an event that can change it (not after a verification).
 
-A rebuild holds every payment of the log at once: a payment keeps one copy of each name it
-shares with others (:class:`Names`), and flags rather than positions where only their presence
-counts.
+A rebuild holds every payment of the log at once: a payment keeps the interned copy of each
+name it shares with others (:func:`sys.intern`), and flags rather than positions where only
+their presence counts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from sys import intern
 from typing import Any, Final
 
 from .. import slim
 from ..state import PaymentOutcome
 
-__all__ = ["HANDLERS", "Names", "Payment"]
-
-Names = dict[str, str]
-"""One copy of each account id, merchant, scenario, currency and channel name (there are few,
-and many payments): ``names.setdefault(name, name)``."""
+__all__ = ["HANDLERS", "Payment"]
 
 
 class Payment:
@@ -43,7 +40,6 @@ class Payment:
         "failed_over",
         "failover_to",
         "merchant",
-        "names",
         "outcome",
         "position",
         "preferred_channel",
@@ -55,15 +51,14 @@ class Payment:
         "top_outcome",
     )
 
-    def __init__(self, e: slim.PaymentRequested, pos: int, names: Names) -> None:
+    def __init__(self, e: slim.PaymentRequested, pos: int) -> None:
         """The payment its request opens."""
-        self.names = names
-        self.account_id = names.setdefault(e.account_id, e.account_id)
-        self.merchant = names.setdefault(e.merchant, e.merchant)
-        self.scenario = names.setdefault(e.scenario, e.scenario)
+        self.account_id = intern(e.account_id)
+        self.merchant = intern(e.merchant)
+        self.scenario = intern(e.scenario)
         self.amount_minor = e.amount_minor
-        self.currency = names.setdefault(e.currency, e.currency)
-        self.preferred_channel = names.setdefault(e.preferred_channel, e.preferred_channel)
+        self.currency = intern(e.currency)
+        self.preferred_channel = intern(e.preferred_channel)
         self.requested_position = pos
         self.position = pos
         self.top = 0
@@ -90,7 +85,7 @@ class Payment:
         self.top = number
         if channel is None:
             channel = self.preferred_channel if self.failover_to is None else self.failover_to
-        self.top_channel = self.names.setdefault(channel, channel)
+        self.top_channel = intern(channel)
         self.top_outcome = "pending"
 
     def decide(self) -> None:
@@ -114,7 +109,7 @@ def _chosen(p: Payment, e: slim.ChannelDecided | slim.PaymentAttempted, pos: int
     if n > p.top:
         p.new_top(n, e.channel)
     elif n == p.top:
-        p.top_channel = p.names.setdefault(e.channel, e.channel)
+        p.top_channel = intern(e.channel)
     p.position = pos
     p.decide()
 
@@ -162,7 +157,7 @@ def _declined(p: Payment, e: slim.PaymentDeclined, pos: int) -> None:
 
 
 def _failover(p: Payment, e: slim.FailoverTriggered, pos: int) -> None:
-    p.failover_to = p.names.setdefault(e.to_channel, e.to_channel)
+    p.failover_to = intern(e.to_channel)
     p.failed_over = True
     p.position = pos
     p.decide()

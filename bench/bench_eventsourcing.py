@@ -307,12 +307,12 @@ if _AVAILABLE:
             return found
 
         def _settle_outcome(self) -> None:
+            attempts = [self.attempts[n] for n in sorted(self.attempts)]
+            if any(a["outcome"] == "settled" for a in attempts):
+                self.outcome = "succeeded"  # authorized and not settled is still pending
+                return
             if self.abandoned_reason is not None:
                 self.outcome = "failed"
-                return
-            attempts = [self.attempts[n] for n in sorted(self.attempts)]
-            if any(a["outcome"] in ("authorized", "settled") for a in attempts):
-                self.outcome = "succeeded"
                 return
             if attempts and attempts[-1]["outcome"] == "declined":
                 declined_at = attempts[-1]["outcome_order"]
@@ -670,7 +670,7 @@ async def run(options: Options) -> list[Figure]:
         app = _application(es_path)
         try:
             async with (
-                open_store(pl_path, readonly=True) as store,
+                open_store(pl_path) as store,  # a rebuild writes its rows
                 Projector.open(store) as projector,
             ):
                 for i in range(options.repeat):

@@ -51,6 +51,9 @@ def run() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = main()
+    except KeyboardInterrupt:  # in the instant between main's last line and this one
+        os.write(2, b"payledger: interrupted\n")
+        code = _EXIT_INTERRUPTED
     finally:
         if previous is _leave:
             signal.signal(signal.SIGINT, _leave)

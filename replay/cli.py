@@ -19,9 +19,11 @@ import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from types import FrameType
+from typing import Any, NoReturn
 
 import anyio
 
@@ -142,11 +144,25 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def _ignore_late_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Ctrl-C once the command has finished: its work is done and said, so the event loop's
+    teardown (the threads it joins, the loop it closes) runs to its end instead of breaking
+    off with a ``KeyboardInterrupt`` and an unclosed loop's traceback at exit."""
+
+
+async def _command(args: argparse.Namespace) -> int:
+    code: int = await args.handler(args)
+    with contextlib.suppress(ValueError):  # not the main thread: the host handles signals
+        signal.signal(signal.SIGINT, _ignore_late_interrupt)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``payledger``; returns (and, as a console script, exits with) the exit code."""
+    previous: Any = signal.getsignal(signal.SIGINT)
     try:
         args = build_parser().parse_args(argv)
-        code: int = anyio.run(args.handler, args)
+        code: int = anyio.run(_command, args)
         sys.stdout.flush()
     except SystemExit:
         raise
@@ -155,6 +171,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reported is None:
             raise
         return reported
+    finally:
+        if signal.getsignal(signal.SIGINT) is _ignore_late_interrupt:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGINT, previous)
     return code
 
 

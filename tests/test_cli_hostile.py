@@ -4,6 +4,7 @@ anything is read or written, and output off a terminal is never wrapped, cut or 
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -579,6 +580,30 @@ def test_ctrl_c_while_starting_is_one_line(module: str) -> None:
     assert done.returncode == 130, done.stderr
     assert done.stderr == "payledger: interrupted\n"
     assert done.stdout == ""
+
+
+def test_ctrl_c_after_the_command_has_finished_keeps_its_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C that lands once the command has done its work and said so, while the event
+    loop is being torn down (the default executor's threads joined, the loop closed), leaves
+    the command's exit code: no bare "interrupted" over a finished import, no unclosed loop's
+    traceback at exit. (Found in CI: an import's late Ctrl-C reported "interrupted".)"""
+    original = asyncio.BaseEventLoop.shutdown_default_executor
+    landed: list[bool] = []
+
+    async def interrupted(self: asyncio.BaseEventLoop, *args: object) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(0.01)  # the signal's handler runs here
+        landed.append(True)
+        await original(self, *args)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "shutdown_default_executor", interrupted)
+    before = signal.getsignal(signal.SIGINT)
+    assert main(["keygen", "-o", str(tmp_path / "k")]) == 0
+    assert landed == [True]
+    assert (tmp_path / "k.pub").exists()
+    assert signal.getsignal(signal.SIGINT) is before
 
 
 def test_ctrl_c_while_running_is_one_line(tmp_path: Path, run: Run) -> None:

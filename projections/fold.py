@@ -33,39 +33,24 @@ from .balances import Balance, LedgerTotals
 from .payment import PAYMENT_EVENT_TYPES
 from .state import AccountState, ChannelState, PaymentState, PolicyState
 
-__all__ = ["World", "fold"]
+__all__ = ["Changes", "World", "fold"]
 
 
-class World:
-    """The state of every projection after the records applied so far."""
+class Changes:
+    """Which states changed since they were last written (the ``dirty_*`` sets), so that a
+    commit writes only those: shared by the pure :class:`World` and the mutable working state
+    (:class:`projections.working.Working`)."""
 
     __slots__ = (
-        "accounts",
-        "balances",
-        "channels",
         "dirty_accounts",
         "dirty_balances",
         "dirty_channels",
         "dirty_payments",
         "dirty_policies",
         "dirty_totals",
-        "payments",
-        "policies",
-        "position",
-        "totals",
     )
 
     def __init__(self) -> None:
-        self.position = 0
-        """The last position applied."""
-        self.accounts: dict[str, AccountFold] = {}
-        self.channels: dict[str, ChannelState] = {}
-        self.policies: dict[str, PolicyState] = {}
-        self.payments: dict[str, PaymentState] = {}
-        self.balances: dict[tuple[str, str], Balance] = {}
-        """By (ledger account, currency)."""
-        self.totals: dict[str, LedgerTotals] = {}
-        """By currency."""
         self.dirty_accounts: set[str] = set()
         self.dirty_channels: set[str] = set()
         self.dirty_policies: set[str] = set()
@@ -84,6 +69,33 @@ class World:
             self.dirty_totals,
         ):
             dirty.clear()
+
+
+class World(Changes):
+    """The state of every projection after the records applied so far."""
+
+    __slots__ = (
+        "accounts",
+        "balances",
+        "channels",
+        "payments",
+        "policies",
+        "position",
+        "totals",
+    )
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.position = 0
+        """The last position applied."""
+        self.accounts: dict[str, AccountFold] = {}
+        self.channels: dict[str, ChannelState] = {}
+        self.policies: dict[str, PolicyState] = {}
+        self.payments: dict[str, PaymentState] = {}
+        self.balances: dict[tuple[str, str], Balance] = {}
+        """By (ledger account, currency)."""
+        self.totals: dict[str, LedgerTotals] = {}
+        """By currency."""
 
     # --- reading ---------------------------------------------------------------------------
 

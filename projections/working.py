@@ -35,6 +35,7 @@ from ._working.account import Account as Account
 from ._working.payment import Payment
 from .account import AccountFold
 from .balances import Balance, LedgerTotals, Leg, receivable_of, repayment_legs, settlement_legs
+from .fold import Changes
 from .rows import (
     account_row,
     balance_key,
@@ -121,21 +122,16 @@ def _payment_row(payment_id: str, p: Payment) -> StateRow:
     )
 
 
-class Working:
+class Working(Changes):
     """The working state of every projection after the events applied so far (see the module
     docstring). Like :class:`projections.World` it remembers which states changed (the
-    ``dirty_*`` sets) so that a commit writes only those."""
+    ``dirty_*`` sets of :class:`projections.fold.Changes`) so that a commit writes only
+    those."""
 
     __slots__ = (
         "accounts",
         "balances",
         "channels",
-        "dirty_accounts",
-        "dirty_balances",
-        "dirty_channels",
-        "dirty_payments",
-        "dirty_policies",
-        "dirty_totals",
         "payments",
         "policies",
         "position",
@@ -146,6 +142,7 @@ class Working:
     def __init__(self, *, track: bool = True) -> None:
         """``track=False``: do not remember which states changed (a rebuild writes every
         state: the sets would only take memory and time); they stay empty."""
+        super().__init__()
         self.track = track
         self.position = 0
         """The last position applied."""
@@ -155,24 +152,6 @@ class Working:
         self.policies: dict[str, PolicyState] = {}
         self.balances: dict[tuple[str, str], _Balance] = {}
         self.totals: dict[str, _Totals] = {}
-        self.dirty_accounts: set[str] = set()
-        self.dirty_channels: set[str] = set()
-        self.dirty_policies: set[str] = set()
-        self.dirty_payments: set[str] = set()
-        self.dirty_balances: set[tuple[str, str]] = set()
-        self.dirty_totals: set[str] = set()
-
-    def clear_dirty(self) -> None:
-        """Forget which states changed (after they were written)."""
-        for dirty in (
-            self.dirty_accounts,
-            self.dirty_channels,
-            self.dirty_policies,
-            self.dirty_payments,
-            self.dirty_balances,
-            self.dirty_totals,
-        ):
-            dirty.clear()
 
     # --- applying --------------------------------------------------------------------------
 

@@ -7,10 +7,11 @@ import os
 import random
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, timedelta
 from typing import Any, Final
 
+import anyio
 import msgspec
 import msgspec.inspect
 
@@ -20,6 +21,7 @@ from .records import MAX_STREAM_LENGTH, SUMMED_TYPES, ImportItem, Prepared, to_m
 
 __all__ = [
     "check_optional_id",
+    "import_chunks",
     "non_utc_field",
     "normalize_event_id",
     "prepare",
@@ -275,3 +277,26 @@ def prepare_import(item: ImportItem) -> Prepared:
     if item.recorded_at is not None:
         prepared.recorded_us = to_micros(item.recorded_at)
     return prepared
+
+
+async def import_chunks(
+    items: Iterable[ImportItem] | AsyncIterable[ImportItem], size: int
+) -> AsyncIterator[list[ImportItem]]:
+    """An import's ``items`` in lists of ``size`` (the last one shorter), with a checkpoint
+    between lists of a plain iterable so that a long import stays cancellable."""
+    batch: list[ImportItem] = []
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+    else:
+        for item in items:
+            batch.append(item)
+            if len(batch) >= size:
+                yield batch
+                batch = []
+                await anyio.lowlevel.checkpoint()
+    if batch:
+        yield batch

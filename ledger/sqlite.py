@@ -63,6 +63,7 @@ from .store import (
     Prepared,
     RawRow,
     Record,
+    import_chunks,
     prepare_import,
     to_micros,
 )
@@ -304,7 +305,7 @@ class SQLiteEventStore(EventStore):
                     try:
                         await thread.run(writer.begin)
                         plan: writer.Plan | None = None
-                        async for batch in writer.chunks(items, chunk):
+                        async for batch in import_chunks(items, chunk):
                             prepared = [prepare_import(item) for item in batch]
                             plan = await thread.run(
                                 writer.plan_chunk, plan, batch, prepared, totals

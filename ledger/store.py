@@ -46,6 +46,7 @@ from .planner import Planner as Planner
 from .planner import Stored as Stored
 from .planner import chain_hash as chain_hash
 from .planner import plan_import as plan_import
+from .prepare import import_chunks as import_chunks
 from .prepare import non_utc_field as non_utc_field
 from .prepare import prepare as prepare
 from .prepare import prepare_append as prepare_append

@@ -40,7 +40,7 @@ frontier check; the group is then planned once more, on the upgraded head.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 import anyio
@@ -62,6 +62,7 @@ from ..store import (
     Planner,
     Prepared,
     Stored,
+    import_chunks,
     plan_import,
     prepare_import,
 )
@@ -429,7 +430,7 @@ class Writer:
             conn: Connection | None = None
             last_row: tuple[Any, ...] | None = None
             committing = in_source = False
-            batches = _chunks(items, chunk).__aiter__()
+            batches = import_chunks(items, chunk).__aiter__()
             try:
                 conn = await self._begin()
                 planner: Planner | None = None
@@ -499,24 +500,3 @@ def _upgraded_meanwhile(e: Exception, planner: Planner | None) -> bool:
         and planner is not None
         and planner.frontier is None
     )
-
-
-async def _chunks(
-    items: Iterable[ImportItem] | AsyncIterable[ImportItem], size: int
-) -> AsyncIterator[list[ImportItem]]:
-    batch: list[ImportItem] = []
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    else:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-                await anyio.lowlevel.checkpoint()
-    if batch:
-        yield batch

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
-
-import anyio
 
 from .._merkle.frontier import Frontier
 from .._merkle.plan import DEFAULT_THRESHOLD as TREE_THRESHOLD
@@ -36,7 +34,6 @@ __all__ = [
     "Plan",
     "Request",
     "begin",
-    "chunks",
     "commit",
     "commit_group",
     "in_clause",
@@ -365,25 +362,3 @@ def plan_chunk(
             totals.last = result.positions[-1]
     write_planned(conn, plan)
     return plan
-
-
-async def chunks(
-    items: Iterable[ImportItem] | AsyncIterable[ImportItem], size: int
-) -> AsyncIterator[list[ImportItem]]:
-    """``items`` in lists of ``size``, with a checkpoint between lists of a plain iterable."""
-    batch: list[ImportItem] = []
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-    else:
-        for item in items:
-            batch.append(item)
-            if len(batch) >= size:
-                yield batch
-                batch = []
-                await anyio.lowlevel.checkpoint()
-    if batch:
-        yield batch

@@ -20,9 +20,19 @@ from typing import Any, Final
 
 from ledger import open_store
 from ledger.events import DECODER, ENCODER, Event
+from ledger.prepare import uuid7
 from ledger.store import to_micros
 
-__all__ = ["INSERT", "LEAN_DDL", "Lean", "Raw", "events_ddl", "read_decode"]
+__all__ = [
+    "INSERT",
+    "LEAN_DDL",
+    "Lean",
+    "Raw",
+    "events_ddl",
+    "read_decode",
+    "read_state_rows",
+    "write_state_rows",
+]
 
 INSERT: Final = (
     "INSERT INTO events (position, stream, version, type, schema, occurred_at, recorded_at, "
@@ -58,8 +68,11 @@ async def events_ddl(tmp: Path) -> list[str]:
 class Raw:
     """A plain ``sqlite3`` connection on a table shaped like the store's ``events``."""
 
-    def __init__(self, path: Path, ddl: Sequence[str]) -> None:
+    def __init__(self, path: Path, ddl: Sequence[str], *, time_ordered_ids: bool = False) -> None:
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.new_id = uuid7 if time_ordered_ids else uuid.uuid4
+        """The event ids: random (version 4) by default; time-ordered (version 7, as the store
+        gives them) for the ceiling of :meth:`commit_groups`."""
         self.conn.execute("PRAGMA journal_mode = WAL")
         self.conn.execute("PRAGMA synchronous = FULL")
         for sql in ddl:
@@ -95,7 +108,7 @@ class Raw:
             1,
             to_micros(event.occurred_at),
             time.time_ns() // 1000,
-            str(uuid.uuid4()),
+            str(self.new_id()),
             None,
             None,
             data.decode(),
@@ -116,6 +129,14 @@ class Raw:
             conn.execute("BEGIN")
             conn.execute(self.insert, self.row(stream, event))
             conn.execute("COMMIT")
+
+    def commit_groups(self, groups: Sequence[Sequence[tuple[str, Event]]]) -> int:
+        """Each group in one transaction, as :meth:`Lean.commit_groups` does, but into the
+        store's own tables and indexes: the ceiling of any store with this schema, which must
+        write at least these rows and index entries. Returns the number of events written."""
+        for group in groups:
+            self.commit(group)
+        return self.position
 
     def commit_batches(self, batches: Sequence[tuple[str, Sequence[Event]]]) -> None:
         """One ``executemany`` in one transaction per batch."""
@@ -184,5 +205,41 @@ def read_decode(path: Path, page: int = 20_000) -> int:
                 DECODER.decode(data)
             n += len(rows)
             after = rows[-1][0]
+    finally:
+        conn.close()
+
+
+def read_state_rows(path: Path) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The DDL of a store's ``ledger_states`` table and its index, and every row of it (what a
+    rebuild wrote), for :func:`write_state_rows`."""
+    conn = sqlite3.connect(path)
+    try:
+        ddl = [
+            str(sql)
+            for (sql,) in conn.execute(
+                "SELECT sql FROM sqlite_master WHERE tbl_name = 'ledger_states' "
+                "AND sql IS NOT NULL ORDER BY type = 'index'"
+            )
+        ]
+        rows = conn.execute("SELECT * FROM ledger_states").fetchall()
+    finally:
+        conn.close()
+    return ddl, rows
+
+
+def write_state_rows(path: Path, ddl: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """``rows`` written with plain ``sqlite3`` into a new file with the table of ``ddl``, as a
+    rebuild commits them (WAL, ``synchronous=FULL``, one transaction, the index by group built
+    after the rows)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(ddl[0])
+        conn.execute("BEGIN")
+        conn.executemany(f"INSERT INTO ledger_states VALUES ({','.join('?' * len(rows[0]))})", rows)
+        for sql in ddl[1:]:
+            conn.execute(sql)
+        conn.execute("COMMIT")
     finally:
         conn.close()

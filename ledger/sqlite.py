@@ -65,7 +65,6 @@ from .store import (
     Record,
     import_chunks,
     prepare_import,
-    to_micros,
 )
 
 __all__ = ["APPLICATION_ID", "SCHEMA_VERSION", "SQLiteEventStore", "add_verify_check"]
@@ -553,11 +552,7 @@ class SQLiteEventStore(EventStore):
         return int(value) if value is not None else 0
 
     async def position_at(self, moment: datetime) -> int:
-        rows = await self._fetch(
-            "SELECT MAX(position) FROM events WHERE occurred_at <= ?", (to_micros(moment),)
-        )
-        value = rows[0][0]
-        return int(value) if value is not None else 0
+        return await reads.position_at(self._fetch, moment)
 
     async def wait_for_append(self, after_position: int) -> int:
         """Wait until the head passes ``after_position``; returns the new head. Appends by this

@@ -16,10 +16,14 @@ from ..store import Record, record_from_row, to_micros
 from .layout import Layout
 
 __all__ = [
+    "BACKWARDS",
+    "BY_TIME",
+    "ROW_COST",
     "SELECT",
     "Fetch",
     "census",
     "first_gap",
+    "position_at",
     "query_clauses",
     "read_filtered",
     "read_range",
@@ -226,3 +230,40 @@ def query_clauses(
         clauses.append("correlation_id = ?")
         params.append(correlation_id)
     return " AND ".join(clauses), params
+
+
+_ENDS: Final = (
+    "SELECT (SELECT occurred_at FROM events ORDER BY position LIMIT 1), "
+    "(SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1), "
+    "(SELECT max(position) FROM events)"
+)
+BACKWARDS: Final = "SELECT max(position) FROM events NOT INDEXED WHERE occurred_at <= ?"
+"""The table read from the head down to the first row that qualifies: the cost grows with the
+rows after the answer."""
+BY_TIME: Final = "SELECT max(position + 0) FROM events WHERE occurred_at <= ?"
+"""The index by time read up to the moment (``+ 0`` keeps SQLite from reading the table
+backwards instead): the cost grows with the events before the answer, a few bytes each."""
+ROW_COST: Final = 4
+"""About how many entries of the index by time one table row read backwards costs (a row
+holds the event's data; an entry a time and a position)."""
+
+
+async def position_at(fetch: Fetch, moment: datetime) -> int:
+    """The last position whose event occurred at or before ``moment`` (0 if none).
+
+    ``occurred_at`` need not follow positions (late events, imports), so both ways of reading
+    give the exact answer; which is cheaper depends on where the moment falls. Logs are mostly
+    in time order, so the first and last events' times place it: near the head the table is
+    read backwards, further back the index by time forwards. A moment at or after the last
+    event's is answered with the head at once."""
+    bound = to_micros(moment)
+    first, last, head = (await fetch(_ENDS, ()))[0]
+    if head is None:
+        return 0
+    if last <= bound:
+        return int(head)
+    share = 0.0 if bound < first or last <= first else (bound - first) / (last - first)
+    before = share * head
+    sql = BACKWARDS if (head - before) * ROW_COST < before else BY_TIME
+    value = (await fetch(sql, (bound,)))[0][0]
+    return int(value) if value is not None else 0

@@ -96,7 +96,16 @@ from ._pg.errors import is_connection_error, translate
 from ._pg.listener import Listener
 from ._pg.pool import Pool
 from ._pg.schema import SCHEMA_VERSION, TREE_THRESHOLD, check_or_create
-from ._pg.sql import HEAD_BOUND, MAX_POSITION, SELECT, escape, record
+from ._pg.sql import (
+    BACKWARDS,
+    BY_TIME,
+    HEAD_BOUND,
+    MAX_POSITION,
+    POSITION_ENDS,
+    SELECT,
+    escape,
+    record,
+)
 from ._pg.states import PostgresStates
 from ._pg.url import is_postgres_url, mask
 from ._pg.verify import verify
@@ -108,6 +117,7 @@ from .errors import (
     StoreClosedError,
     StoreError,
 )
+from .records import read_backwards
 from .store import (
     AppendResult,
     Durability,
@@ -372,11 +382,17 @@ class PostgresEventStore(EventStore):
         return int(value) if value is not None else 0
 
     async def position_at(self, moment: datetime) -> int:
-        rows = await self._fetch(
-            f"SELECT max(position) FROM events WHERE occurred_at <= $1 AND {HEAD_BOUND}",
-            (to_micros(moment),),
-        )
-        value = rows[0][0]
+        """As on SQLite (:func:`ledger._sqlite.reads.position_at`): backwards from the
+        committed head near it, else through the index by time, each of whose entries costs
+        a heap fetch: about two rows read backwards, measured)."""
+        bound = to_micros(moment)
+        head, first, last = (await self._fetch(POSITION_ENDS, ()))[0]
+        if not head:
+            return 0
+        if last <= bound:
+            return int(head)
+        sql = BACKWARDS if read_backwards(first, last, head, bound, 0.5) else BY_TIME
+        value = (await self._fetch(sql, (bound, head)))[0][0]
         return int(value) if value is not None else 0
 
     async def wait_for_append(self, after_position: int) -> int:

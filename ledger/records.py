@@ -24,6 +24,7 @@ __all__ = [
     "Prepared",
     "Record",
     "from_micros",
+    "read_backwards",
     "to_micros",
 ]
 
@@ -147,3 +148,15 @@ def to_micros(ts: datetime) -> int:
 
 def from_micros(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
+
+
+def read_backwards(first: int, last: int, head: int, bound: int, row_cost: float) -> bool:
+    """For :meth:`ledger.store.EventStore.position_at`: whether the last event at or before
+    ``bound`` (microseconds) is cheaper to find by reading the log backwards from ``head``
+    than through the index by time. ``first`` and ``last`` are the first and last events'
+    ``occurred_at``: logs are mostly in time order, so they place the moment; reading backwards
+    costs about the events after it, each ``row_cost`` index entries, the index the events
+    before it. Either way the answer is exact; only its cost depends on this guess."""
+    share = 0.0 if bound < first or last <= first else min(1.0, (bound - first) / (last - first))
+    before = share * head
+    return (head - before) * row_cost < before

@@ -8,8 +8,7 @@ whichever way a store reads it; the SQLite store picks the cheaper way by where 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from backends import Backend
@@ -18,7 +17,7 @@ from hypothesis import strategies as st
 from logs import run
 from store_contract import T0, requested
 
-from ledger import open_store
+from ledger._pg import sql as pg_sql
 from ledger._sqlite import reads
 
 
@@ -51,31 +50,36 @@ def test_the_last_event_at_or_before_the_moment(backend: Backend, examples: int)
     check()
 
 
-@pytest.mark.anyio
-async def test_sqlite_reads_backwards_only_near_the_head(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+_WAYS: Final = {
+    "sqlite": (reads.BY_TIME, reads.BACKWARDS),
+    "postgres": (pg_sql.BY_TIME, pg_sql.BACKWARDS),
+}
+
+
+@pytest.mark.parametrize("backend", list(_WAYS), indirect=True)
+def test_reads_backwards_only_near_the_head(backend: Backend) -> None:
     """A moment near the start is found through the index by time, one near the head by reading
-    the table backwards, one past the last event without either (the speed of ``state
-    --as-of`` at both ends of a large log)."""
-    used: list[str] = []
-    original = reads.position_at
-
-    async def spy(fetch: Any, moment: Any) -> int:
-        async def recording(sql: str, params: Any, position: int = 1) -> list[Any]:
-            used.append(sql)
-            return list(await fetch(sql, params, position))
-
-        return await original(recording, moment)
-
-    monkeypatch.setattr(reads, "position_at", spy)
+    backwards, one past the last event with neither (the speed of ``state --as-of`` at both ends
+    of a large log)."""
+    by_time, backwards = _WAYS[backend.kind]
     minutes = [m if m % 7 else m - 3 for m in range(100)]  # mostly in order, a few late
-    async with open_store(tmp_path / "s.db") as store:
-        for i, m in enumerate(minutes):
-            await store.append(f"payment-P{i}", [requested(f"P{i}", minutes=m)])
-        for probe, way in [(5, reads.BY_TIME), (95, reads.BACKWARDS), (200, None)]:
-            used.clear()
-            assert await store.position_at(T0 + timedelta(minutes=probe)) == _expected(
-                minutes, probe
-            )
-            assert used[1:] == ([] if way is None else [way]), probe
+
+    async def body() -> None:
+        async with backend.store(durability="normal") as store:
+            for i, m in enumerate(minutes):
+                await store.append(f"payment-P{i}", [requested(f"P{i}", minutes=m)])
+            used: list[str] = []
+            fetch = store._fetch  # type: ignore[attr-defined]
+
+            async def recording(sql: str, *args: Any) -> Any:
+                used.append(sql)
+                return await fetch(sql, *args)
+
+            store._fetch = recording  # type: ignore[attr-defined]
+            for probe, way in [(5, by_time), (95, backwards), (200, None)]:
+                used.clear()
+                got = await store.position_at(T0 + timedelta(minutes=probe))
+                assert got == _expected(minutes, probe)
+                assert used[1:] == ([] if way is None else [way]), probe
+
+    run(body)

@@ -18,10 +18,13 @@ from .._merkle.tree import NodeId
 from ..store import Record, record_from_row
 
 __all__ = [
+    "BACKWARDS",
+    "BY_TIME",
     "COLUMNS",
     "HEAD_BOUND",
     "LOCK_HEAD",
     "MAX_POSITION",
+    "POSITION_ENDS",
     "SELECT",
     "WRITE",
     "WRITE_TREE",
@@ -47,6 +50,23 @@ SELECT: Final = f"SELECT {COLUMNS} FROM events"
 
 HEAD_BOUND: Final = "position <= (SELECT h.position FROM ledger_head h WHERE h.id = 1)"
 """Reads stop at the committed head, read in the same statement (one snapshot)."""
+
+POSITION_ENDS: Final = (
+    "SELECT h.position, (SELECT occurred_at FROM events WHERE position = 1), "
+    "(SELECT occurred_at FROM events WHERE position = h.position) "
+    "FROM ledger_head h WHERE h.id = 1"
+)
+"""The committed head and the first and last events' times (``position_at``)."""
+BACKWARDS: Final = "SELECT max(position) FROM events WHERE occurred_at <= $1 AND position <= $2"
+"""The last event at or before a moment, read backwards from the head ``$2`` (the primary
+key's order: the server stops at the first row that qualifies)."""
+BY_TIME: Final = (
+    "SELECT max(position) FROM (SELECT position FROM events WHERE occurred_at <= $1 "
+    "AND position <= $2 ORDER BY occurred_at OFFSET 0) s"
+)
+"""The same through the index by time: asking for the rows in time order (``OFFSET 0`` keeps
+the subquery whole) makes the server read that index up to the moment, whatever its estimate
+of how many rows qualify."""
 
 LOCK_HEAD: Final = (
     "SELECT kind, key, number, stream, version, data, hash FROM ledger_lock_head($1, $2)"

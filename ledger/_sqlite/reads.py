@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from ..errors import DamagedStoreError
+from ..records import read_backwards
 from ..store import Record, record_from_row, to_micros
 from .layout import Layout
 
@@ -255,15 +256,13 @@ async def position_at(fetch: Fetch, moment: datetime) -> int:
     give the exact answer; which is cheaper depends on where the moment falls. Logs are mostly
     in time order, so the first and last events' times place it: near the head the table is
     read backwards, further back the index by time forwards. A moment at or after the last
-    event's is answered with the head at once."""
+    event's is answered with the head at once (:func:`ledger.records.read_backwards`)."""
     bound = to_micros(moment)
     first, last, head = (await fetch(_ENDS, ()))[0]
     if head is None:
         return 0
     if last <= bound:
         return int(head)
-    share = 0.0 if bound < first or last <= first else (bound - first) / (last - first)
-    before = share * head
-    sql = BACKWARDS if (head - before) * ROW_COST < before else BY_TIME
+    sql = BACKWARDS if read_backwards(first, last, head, bound, ROW_COST) else BY_TIME
     value = (await fetch(sql, (bound,)))[0][0]
     return int(value) if value is not None else 0

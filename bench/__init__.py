@@ -36,6 +36,11 @@ A module may set ``TITLE: str`` (its heading in the table; default: its name). A
 raises is reported and the others still run; the exit status is then 1 (also, with ``--check``,
 when a figure misses its target). Modules whose names do not start with ``bench_`` (``_util``,
 ``_data``, ``_child``) are helpers and never run by themselves.
+
+``make test`` runs every module once (``tests/test_bench_smoke.py``): ``--quick --repeat 1
+--large-events 2000 --json`` in a fresh process, which must end without an error and report
+figures with positive numbers (and their baselines). Keep a module's run at those sizes to a few
+seconds; the test never looks at a figure's speed or target.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Run them with ``make bench`` or ``python -m bench`` from the repository root::
 
     python -m bench                  # every benchmark, full sizes (several minutes)
-    python -m bench --quick          # small sizes: under a minute
+    python -m bench --quick          # small sizes: about 90 s
     python -m bench store --json     # only bench_store.py, as one JSON document
     python -m bench --list           # the benchmarks found
 
@@ -18,7 +18,7 @@ ones named on its command line (``<name>``, or all when none is named). A module
 
 ``async def run(options: bench.Options) -> list[bench.Figure]`` (preferred)
     Measure and return the figures; the runner prints every module's figures in one table (or
-    JSON). Honour ``options.quick`` (the whole quick run must stay under a minute),
+    JSON). Honour ``options.quick`` (the whole quick run must stay near 90 s),
     ``options.repeat`` (take medians over that many repetitions) and ``options.seed``; put files
     only in ``with bench.scratch_dir(options) as tmp:`` (removed afterwards); print progress
     with ``options.log(...)`` (stderr: stdout is the report). Build figures with

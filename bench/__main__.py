@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "names", nargs="*", metavar="NAME", help="benchmarks to run (bench_NAME.py; default all)"
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes: under a minute")
+    parser.add_argument("--quick", action="store_true", help="small sizes: about 90 s")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument(
         "--repeat", type=int, help="repetitions per timed figure (default 5; 3 with --quick)"

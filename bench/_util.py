@@ -43,7 +43,7 @@ class Options(msgspec.Struct, frozen=True, kw_only=True):
     """How a benchmark run is configured (``python -m bench --help`` documents each)."""
 
     quick: bool = False
-    """Small sizes: the whole run finishes in well under a minute."""
+    """Small sizes: the whole run finishes in about a minute and a half."""
     repeat: int = 5
     """Repetitions of each timed measurement; figures report medians."""
     large_events: int = 1_000_000

@@ -40,10 +40,11 @@ from anyio.to_thread import run_sync
 
 from ledger import ImportItem, open_store
 from ledger.events import DECODER, Event, stream_of
+from ledger.records import from_micros
 
 from ._data import START, account_history, ledger_events, payment_flow
 from ._raw import Lean, Raw, events_ddl
-from ._util import Figure, Options, Target, dir_size, scratch_dir, timed
+from ._util import Figure, Options, Target, dir_size, median, scratch_dir, timed
 
 __all__ = ["SIZES", "Sizes", "run"]
 
@@ -432,6 +433,69 @@ def _child(kind: str, path: Path) -> dict[str, Any]:
     return report
 
 
+_ZONES: Final = {
+    "near the start": (0.0, 0.01),
+    "mid-log": (0.45, 0.55),
+    "near the head": (0.99, 1.0),
+}
+"""Where in the log's time span ``position_at`` is asked, as shares of it."""
+_NAIVE_POSITION_AT: Final = "SELECT max(position) FROM events WHERE occurred_at <= ?"
+
+
+def _raw_position_at(path: Path, moments: Sequence[int]) -> list[float]:
+    """Seconds of the one-statement query for each moment (microseconds), plain sqlite3."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        times = []
+        for moment in moments:
+            start = time.perf_counter()
+            conn.execute(_NAIVE_POSITION_AT, (moment,)).fetchone()
+            times.append(time.perf_counter() - start)
+        return times
+    finally:
+        conn.close()
+
+
+async def _position_at(options: Options, path: Path, label: str) -> list[Figure]:
+    """``position_at`` (what ``state --as-of`` asks first) for moments in three parts of the
+    log's time span, beside the one-statement query (``max(position) ... occurred_at <= ?``)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        low, high = conn.execute("SELECT min(occurred_at), max(occurred_at) FROM events").fetchone()
+    finally:
+        conn.close()
+    rng = random.Random(options.seed)
+    figures = []
+    async with open_store(path, readonly=True) as store:
+        for zone, (a, b) in _ZONES.items():
+            moments = [int(low + (high - low) * rng.uniform(a, b)) for _ in range(20)]
+            store_ms: list[float] = []
+            raw_ms: list[float] = []
+            for _ in range(options.repeat):
+                raw = await run_sync(_raw_position_at, path, moments)
+                raw_ms.append(median(raw) * 1000)
+                times = []
+                for moment in moments:
+                    start = time.perf_counter()
+                    await store.position_at(from_micros(moment))
+                    times.append(time.perf_counter() - start)
+                store_ms.append(median(times) * 1000)
+            figures.append(
+                Figure.measured(
+                    f"{label}: position_at, a moment {zone}",
+                    "ms",
+                    store_ms,
+                    raw_ms,
+                    better="lower",
+                    note=(
+                        f"median over {len(moments)} moments (what state --as-of asks first); "
+                        "raw: the one statement SELECT max(position) ... WHERE occurred_at <= ?"
+                    ),
+                )
+            )
+    return figures
+
+
 async def _large_store(options: Options, count: int, sizes: Sizes) -> list[Figure]:
     mb = 1024 * 1024
     with scratch_dir(options) as tmp:
@@ -483,8 +547,10 @@ async def _large_store(options: Options, count: int, sizes: Sizes) -> list[Figur
                 f"read_all in a fresh process, rep {rep + 1}: peak RSS {peaks[-1]:.1f} MiB "
                 f"(raw {raw_peaks[-1]:.1f} MiB), {rates[-1]:,.0f} events/s"
             )
-    label = f"{count:,}-event store"
+        label = f"{count:,}-event store"
+        moments = await _position_at(options, path, label)
     return [
+        *moments,
         Figure(
             name=f"{label}: build with import_events",
             unit="events/s",

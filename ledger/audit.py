@@ -7,11 +7,12 @@ first *size* chain hashes (never the stored tree, which a tamperer may have left
 recomputed) and compares the root with the signed one.
 
 Where they differ, the root alone cannot say where the logs part: the root of a forged log
-tells nothing of the genuine one. The leaves file signed with the checkpoint can
-(:mod:`ledger.leaves`): once it is checked to fold to the signed root, it is compared leaf by
-leaf with the store's chain hashes, and the first position whose chain hash differs is the
-first event rewritten (the chain carries every change forward, so every later one differs
-too). Without it the report says that the log does not extend the checkpoint and that the
+tells nothing of the genuine one. A leaves file of the checkpoint can (:mod:`ledger.leaves`:
+the note's own ``NOTE.leaves``, or the ``checkpoints.leaves`` a Checkpointer keeps beside its
+notes): once its first *size* leaves are checked to fold to the signed root, they are compared
+one by one with the store's chain hashes, and the first position whose chain hash differs is
+the first event rewritten (the chain carries every change forward, so every later one differs
+too). Without one the report says that the log does not extend the checkpoint and that the
 position cannot be named.
 
 Check the signature first (:func:`ledger.checkpoint.verify_checkpoint`): this module trusts the
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import os
 from contextlib import aclosing, closing
-from typing import Literal
+from pathlib import Path
+from typing import BinaryIO, Literal
 
 import anyio
 import msgspec
@@ -30,14 +32,14 @@ import msgspec
 from ._merkle.frontier import Frontier
 from .checkpoint import Checkpoint
 from .errors import IntegrityError
-from .leaves import PAGE, LeavesError, check_leaves, file_leaves, store_leaves
+from .leaves import PAGE, LeavesError, leaves_for, open_leaves, read_leaves, store_leaves
 from .store import EventStore
 
 __all__ = ["CheckpointReport", "LeavesUse", "check_checkpoint"]
 
 LeavesUse = Literal["not_needed", "used", "absent", "refused"]
 """What became of the leaves file: the roots agreed (it was not read), it named the position,
-there was none, or it did not fold to the signed root (set aside)."""
+there was none, or its first *size* leaves did not fold to the signed root (set aside)."""
 
 
 class CheckpointReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +59,8 @@ class CheckpointReport(msgspec.Struct, frozen=True, kw_only=True):
     """The first position whose event is not the one signed (``None``: none, or it cannot be
     named)."""
     leaves: LeavesUse
+    leaves_file: str | None
+    """The leaves file read (or given and missing); ``None`` when none was read or found."""
     reason: str | None
 
 
@@ -67,6 +71,7 @@ def _report(
     store_root: bytes | None = None,
     position: int | None = None,
     leaves: LeavesUse = "not_needed",
+    leaves_file: str | None = None,
     reason: str | None = None,
 ) -> CheckpointReport:
     return CheckpointReport(
@@ -78,6 +83,7 @@ def _report(
         head_position=head,
         first_bad_position=position,
         leaves=leaves,
+        leaves_file=leaves_file,
         reason=reason,
     )
 
@@ -89,10 +95,10 @@ async def _fold(store: EventStore, size: int) -> bytes:
     return frontier.root()
 
 
-async def _first_difference(store: EventStore, path: str, upto: int) -> int | None:
+async def _first_difference(store: EventStore, file: BinaryIO, upto: int) -> int | None:
     """The first position up to ``upto`` whose chain hash differs from the file's leaf."""
     position = 1
-    with closing(file_leaves(path, page=PAGE)) as signed_pages:
+    with closing(read_leaves(file, upto, page=PAGE)) as signed_pages:
         async with aclosing(store_leaves(store, upto, page=PAGE)) as stored:
             async for mine in stored:  # pages aligned with the file's
                 signed = next(signed_pages, [])
@@ -108,10 +114,12 @@ async def check_checkpoint(
     checkpoint: Checkpoint,
     *,
     leaves: str | os.PathLike[str] | None = None,
+    note_file: str | os.PathLike[str] | None = None,
 ) -> CheckpointReport:
     """Whether ``store``'s first ``checkpoint.size`` events fold to the signed root; if not,
-    the first position that differs, named from the ``leaves`` file when there is one that
-    folds to that root (see the module docstring)."""
+    the first position that differs, named from a leaves file whose first *size* leaves fold
+    to that root (see the module docstring): ``leaves`` when given, else the one found beside
+    ``note_file``, the note's path (:func:`ledger.leaves.leaves_for`)."""
     size = checkpoint.size
     head = await store.head()
     store_root: bytes | None = None
@@ -132,36 +140,45 @@ async def check_checkpoint(
         if head >= size
         else f"it holds {head} events, fewer than the {size} signed"
     )
-    path = None if leaves is None else os.fspath(leaves)
+    path: Path | None = None
+    if leaves is not None:
+        path = Path(leaves)
+    elif note_file is not None:
+        path = await anyio.to_thread.run_sync(leaves_for, note_file)
+    where = None if path is None else os.fspath(path)
     if path is None or not await anyio.Path(path).exists():
         return _report(
             checkpoint,
             head,
             store_root=store_root,
             leaves="absent",
+            leaves_file=where,
             reason=f"{what}; which position differs cannot be named without the leaves file"
             " signed with the checkpoint",
         )
     try:
-        await anyio.to_thread.run_sync(check_leaves, path, size, checkpoint.root_hash)
+        file = await anyio.to_thread.run_sync(open_leaves, path, size, checkpoint.root_hash)
     except LeavesError as e:
         return _report(
             checkpoint,
             head,
             store_root=store_root,
             leaves="refused",
+            leaves_file=where,
             reason=f"{what}; the leaves file is set aside ({e}), so which position differs"
             " cannot be named",
         )
     upto = min(head, size)
     try:
-        position = await _first_difference(store, path, upto)
+        with file:
+            position = await _first_difference(store, file, upto)
     except IntegrityError as e:
         return _report(
             checkpoint,
             head,
             position=e.position,
             leaves="used",
+            leaves_file=where,
             reason=f"the store's chain hashes cannot be read: {e.reason}",
         )
     if position is not None:
@@ -175,5 +192,11 @@ async def check_checkpoint(
     else:  # the leaves fold to the signed root and match the store's: a read changed under us
         reason = f"{what}; the store's chain hashes changed while they were read: check again"
     return _report(
-        checkpoint, head, store_root=store_root, position=position, leaves="used", reason=reason
+        checkpoint,
+        head,
+        store_root=store_root,
+        position=position,
+        leaves="used",
+        leaves_file=where,
+        reason=reason,
     )

@@ -22,7 +22,18 @@ Guarantees:
   ``checkpoint-<size, 20 digits>.note`` and the directory synced, shielded from cancellation,
   so cancelling the task (or the service) at any moment leaves only whole notes;
   :attr:`Checkpointer.latest` names the last one written. ``on_checkpoint`` (a function or a
-  coroutine function) is called with each new note after it is written.
+  coroutine function) is called with each new note after it is written;
+- the directory also keeps the leaves its notes sign, so that ``verify --checkpoint`` can name
+  the first position a rewritten log changed: one file, ``checkpoints.leaves``
+  (:mod:`ledger.leaves`), to which each note's new leaves are appended and synced before the
+  note is written (their fold checked to be the root signed). On its first signature a
+  checkpointer checks that the file's first *size* leaves fold to the newest note's root and
+  cuts off what follows them (an append whose note a crash or a cancellation stopped). A file
+  that cannot serve the newest note (missing, short, edited) is written afresh from the store,
+  with a :class:`~ledger.leaves.LeavesWarning`, only if the store's chain hashes fold to that
+  note's root; otherwise :class:`~ledger.checkpoint.CheckpointError`, nothing signed;
+- two checkpointers on one directory (two service instances, say) take turns: each signature
+  holds a lock on the directory and goes on from the newest note found there.
 """
 
 from __future__ import annotations
@@ -30,17 +41,18 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import re
-import secrets
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final
 
 import anyio
 import msgspec
 from anyio.abc import TaskStatus
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import _checkpoint_dir as _dir
+from ._checkpoint_dir import NOTE_NAME
+from ._merkle.tree import EMPTY_ROOT
 from ._merkle.verify import verify_consistency
 from .checkpoint import (
     DEFAULT_ORIGIN,
@@ -50,13 +62,11 @@ from .checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
+from .leaves import LeavesWarning
 from .store import EventStore
 from .tree import consistency, log_root
 
 __all__ = ["NOTE_NAME", "Checkpointer", "SignedCheckpoint", "sign_log"]
-
-NOTE_NAME: Final = re.compile(r"checkpoint-(\d{20})\.note")
-"""The name of a note a :class:`Checkpointer` writes: the tree size in 20 digits."""
 
 
 class SignedCheckpoint(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,28 +114,6 @@ def _signed(
     )
 
 
-def _write_note(directory: Path, size: int, note: str) -> Path:
-    """Write ``note`` as ``checkpoint-<size>.note`` in ``directory``, whole or not at all."""
-    target = directory / f"checkpoint-{size:020d}.note"
-    temporary = directory / f".checkpoint-{size:020d}.{secrets.token_hex(4)}.partial"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(note.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-    return target
-
-
 class Checkpointer:
     """Signs the log every ``every_events`` events or ``every_seconds`` seconds (whichever comes
     first, and only when the log grew), writing each note to ``directory`` and/or handing it to
@@ -160,31 +148,59 @@ class Checkpointer:
         self.key_name = origin if key_name is None else key_name
         self._key = private_key
         self.latest: SignedCheckpoint | None = None
-        """The last checkpoint written (or found in ``directory`` when the run started)."""
+        """The last checkpoint written (or the newest found in ``directory``)."""
         self._signed_at = -math.inf
         self._lock = anyio.Lock()  # run() and a caller's sign_now() take turns
+        self._leaves = _dir.LeavesLog(self.directory) if self.directory is not None else None
 
-    def _resume(self) -> None:
-        """Take the newest note in the directory, signed by this key, as the last one."""
-        if self.directory is None or self.latest is not None:
-            return
-        if not self.directory.is_dir():
-            raise CheckpointError(f"{self.directory} is not a directory")
-        names = sorted(p.name for p in self.directory.iterdir() if NOTE_NAME.fullmatch(p.name))
-        if not names:
-            return
-        newest = self.directory / names[-1]
+    def _newest(self) -> SignedCheckpoint | None:
+        """The newest note in the directory if it signs more events than :attr:`latest`,
+        checked to be signed by this key (``None``: there is none)."""
+        assert self.directory is not None
+        newest = _dir.newest_note(self.directory)
+        if newest is None or (
+            self.latest is not None and _dir.note_size(newest) <= self.latest.checkpoint.size
+        ):
+            return None
         try:
             text = newest.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise CheckpointError(f"cannot read {newest}: {e}") from None
         public = self._key.public_key()
         checkpoint = verify_checkpoint(text, public, key_name=self.key_name, origin=self.origin)
-        self.latest = SignedCheckpoint(
+        if self.latest is not None and checkpoint.size <= self.latest.checkpoint.size:
+            return None
+        return SignedCheckpoint(
             checkpoint=checkpoint,
             note=text,
             key_name=self.key_name,
             key_id=key_id(self.key_name, public),
+        )
+
+    async def _catch_up(self, leaves: _dir.LeavesLog) -> None:
+        """Take up the directory's newest note if it is newer than :attr:`latest`, and bring
+        the leaves file to :attr:`latest` (written afresh from the store if need be)."""
+        newest = await anyio.to_thread.run_sync(self._newest)
+        if newest is not None:
+            self.latest = newest
+        old = None if self.latest is None else self.latest.checkpoint
+        size, root = (0, EMPTY_ROOT) if old is None else (old.size, old.root_hash)
+        problem = await anyio.to_thread.run_sync(leaves.catch_up, size, root)
+        if problem is None:
+            return
+        if not await leaves.rebuild(self.store, size, root):
+            assert old is not None  # no note: nothing to rebuild, nothing to refuse
+            raise CheckpointError(
+                f"{problem}, and it cannot be written afresh from the store: the log does not"
+                f" extend the checkpoint of {old.size} events already signed (origin"
+                f" {old.origin!r}): refusing to sign it"
+            )
+        warnings.warn(
+            LeavesWarning(
+                f"{problem}: written afresh from the store's first {size} chain hashes, which"
+                " fold to that note's root"
+            ),
+            stacklevel=2,
         )
 
     async def _extends_latest(self, size: int, root: bytes) -> None:
@@ -212,24 +228,38 @@ class Checkpointer:
             return await self._sign()
 
     async def _sign(self) -> SignedCheckpoint | None:
-        self._resume()
-        size, root = await log_root(self.store)
-        if self.latest is not None and size == self.latest.checkpoint.size:
-            await self._extends_latest(size, root)
+        if self._leaves is None:
+            signed = await self._sign_log(None)
+        else:
+            async with _dir.locked(self._leaves.directory):
+                await self._catch_up(self._leaves)
+                signed = await self._sign_log(self._leaves)
+        if signed is None:
             return None
-        await self._extends_latest(size, root)
-        signed = _signed(
-            Checkpoint(origin=self.origin, size=size, root_hash=root), self._key, self.key_name
-        )
-        if self.directory is not None:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_write_note, self.directory, size, signed.note)
-        self.latest = signed
         self._signed_at = anyio.current_time()
         if self.on_checkpoint is not None:
             result = self.on_checkpoint(signed)
             if inspect.isawaitable(result):
                 await result
+        return signed
+
+    async def _sign_log(self, leaves: _dir.LeavesLog | None) -> SignedCheckpoint | None:
+        """Sign the whole log if it grew; with a directory, append its leaves, then write the
+        note."""
+        size, root = await log_root(self.store)
+        if self.latest is not None and size == self.latest.checkpoint.size:
+            await self._extends_latest(size, root)
+            return None
+        await self._extends_latest(size, root)
+        folded = None if leaves is None else await leaves.append(self.store, size, root)
+        signed = _signed(
+            Checkpoint(origin=self.origin, size=size, root_hash=root), self._key, self.key_name
+        )
+        with anyio.CancelScope(shield=True):
+            if leaves is not None:
+                await anyio.to_thread.run_sync(_dir.write_note, leaves.directory, size, signed.note)
+                leaves.frontier = folded
+            self.latest = signed
         return signed
 
     async def _wait(self) -> None:

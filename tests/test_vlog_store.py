@@ -23,7 +23,7 @@ from backends import Backend
 from store_contract import opened
 from test_checkpoint import read_signed_checkpoint
 
-import ledger.checkpointer
+import ledger._checkpoint_dir
 from ledger import (
     Checkpointer,
     CheckpointError,
@@ -203,9 +203,11 @@ async def test_a_checkpointer_signs_every_n_events(backend: Backend, tmp_path: P
         assert sizes[-1] == 33
         assert checkpointer.latest == notes[-1]
         written = _names(tmp_path)
-        assert written == [f"checkpoint-{n:020d}.note" for n in sizes]
+        assert written == [*(f"checkpoint-{n:020d}.note" for n in sizes), "checkpoints.leaves"]
+        check_leaves(tmp_path / "checkpoints.leaves", 33, notes[-1].checkpoint.root_hash)
+        assert (tmp_path / "checkpoints.leaves").stat().st_size == 33 * LEAF_SIZE
         previous: Checkpoint | None = None
-        for name in written:
+        for name in written[:-1]:
             text = _read(tmp_path / name)
             signed = verify_checkpoint(text, KEY.public_key())
             read_signed_checkpoint(text.decode(), KEY.public_key(), "payledger")
@@ -253,7 +255,7 @@ async def test_a_checkpointer_never_signs_a_log_that_does_not_extend_its_last_no
     async with _forged(backend, lines[:20]) as shorter:
         with pytest.raises(CheckpointError, match="log of 20 events does not extend"):
             await Checkpointer(shorter, KEY, directory=tmp_path).sign_now()
-    assert _names(tmp_path) == [f"checkpoint-{30:020d}.note"]
+    assert _names(tmp_path) == [f"checkpoint-{30:020d}.note", "checkpoints.leaves"]
 
 
 async def test_cancelling_a_checkpointer_leaves_whole_notes(
@@ -261,14 +263,14 @@ async def test_cancelling_a_checkpointer_leaves_whole_notes(
 ) -> None:
     """Cancelled while its note is being written: the note is finished, then the task ends."""
     writing, release = threading.Event(), threading.Event()
-    real = ledger.checkpointer._write_note
+    real = ledger._checkpoint_dir.write_note
 
     def slow(directory: Path, size: int, note: str) -> Path:
         writing.set()
         release.wait(30)
         return real(directory, size, note)
 
-    monkeypatch.setattr(ledger.checkpointer, "_write_note", slow)
+    monkeypatch.setattr(ledger._checkpoint_dir, "write_note", slow)
     async with Backend("memory").store() as store:
         await _fill(store, 1, 12)
         checkpointer = Checkpointer(store, KEY, every_events=1, directory=tmp_path)
@@ -279,7 +281,7 @@ async def test_cancelling_a_checkpointer_leaves_whole_notes(
             release.set()
         assert checkpointer.latest is not None
         assert checkpointer.latest.checkpoint.size == 12
-    assert _names(tmp_path) == [f"checkpoint-{12:020d}.note"]
+    assert _names(tmp_path) == [f"checkpoint-{12:020d}.note", "checkpoints.leaves"]
     verify_checkpoint(_read(tmp_path / f"checkpoint-{12:020d}.note"), KEY.public_key())
 
 

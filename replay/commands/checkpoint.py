@@ -9,9 +9,11 @@ rewritten one departs from it: the root of a forged log carries nothing of the g
 ``-o FILE`` also writes ``FILE.leaves``: the leaf inputs the checkpoint signs, each event's
 32-byte chain hash from position 1 to the tree size, back to back (``32 * size`` bytes;
 :mod:`ledger.leaves`). It needs no signature of its own: ``verify --checkpoint`` uses it only
-after checking that it folds to the signed root, and then compares it with the store's chain
-hashes to name the first position that differs. ``--no-leaves`` skips it (the note then costs
-O(log n) reads instead of a pass over the chain hashes).
+after checking that its first *size* leaves fold to the signed root, and then compares them with
+the store's chain hashes to name the first position that differs. ``--no-leaves`` skips it
+(the note then costs O(log n) reads instead of a pass over the chain hashes). A
+:class:`~ledger.Checkpointer` keeps the leaves of all its notes in one ``checkpoints.leaves``
+beside them instead.
 
 With the leaves, the root signed is the fold of exactly the chain hashes written, checked
 against the tree the store keeps (a disagreement signs nothing: run ``verify``). Without them,

@@ -13,9 +13,11 @@ other commands trust.
    another key, edited or with a truncated signature is refused in one line, exit 1, and
    nothing else is checked), then whether the store's first *size* events still fold to the
    signed root (:func:`ledger.audit.check_checkpoint`, folding the chain hashes, never the
-   stored tree). If not, the first position that differs is named from the leaves file signed
-   with the checkpoint (``FILE.leaves``, or ``--leaves``) once it is checked to fold to the
-   signed root; without one, the report says the position cannot be named.
+   stored tree). If not, the first position that differs is named from a leaves file
+   (``--leaves``; by default ``FILE.leaves``, else the ``checkpoints.leaves`` a Checkpointer
+   keeps in FILE's directory) once its first *size* leaves are checked to fold to the signed
+   root (a longer file, a later checkpoint's, serves as well); without one, the report says
+   the position cannot be named.
 
 Exit 0 when all hold; 1 (a finding) naming the first bad position, row, node or checkpoint.
 """
@@ -31,7 +33,6 @@ from rich.markup import escape
 from ledger.audit import CheckpointReport, check_checkpoint
 from ledger.checkpoint import Checkpoint
 from ledger.errors import LedgerError
-from ledger.leaves import leaves_path
 from ledger.records import IntegrityReport
 from ledger.tree import TreeReport, check_tree
 from projections.check import ProjectionReport, check_projections
@@ -60,7 +61,6 @@ class CheckpointCheck(CheckpointReport, frozen=True, kw_only=True):
     file: str
     key: str
     """The key that signed it, ``<name>+<key id>``."""
-    leaves_file: str
 
 
 class VerifyDocument(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,8 +104,9 @@ def register(sub: Any) -> None:
     parser.add_argument(
         "--leaves",
         metavar="FILE",
-        help="the leaves file signed with the checkpoint (default: the checkpoint's FILE.leaves, "
-        "when it exists); used only if it folds to the signed root",
+        help="a leaves file of the checkpoint (default: FILE.leaves, else the checkpoints.leaves "
+        "a Checkpointer keeps in FILE's directory); used only if its first SIZE leaves fold to "
+        "the signed root (a later checkpoint's leaves serve too)",
     )
 
 
@@ -210,11 +211,11 @@ async def run(args: argparse.Namespace) -> int:
         tree = _tree_document(await check_tree(store)) if report.ok else None
         if anchored is not None:
             checkpoint, key = anchored
-            leaves = args.leaves if args.leaves is not None else str(leaves_path(args.checkpoint))
-            found = await check_checkpoint(store, checkpoint, leaves=leaves)
-            check = CheckpointCheck(
-                **msgspec.structs.asdict(found), file=args.checkpoint, key=key, leaves_file=leaves
+            note_file = None if args.checkpoint == "-" else args.checkpoint  # stdin: no place
+            found = await check_checkpoint(
+                store, checkpoint, leaves=args.leaves, note_file=note_file
             )
+            check = CheckpointCheck(**msgspec.structs.asdict(found), file=args.checkpoint, key=key)
     ok = (
         report.ok
         and (projections is None or projections.ok)

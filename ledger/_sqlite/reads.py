@@ -234,8 +234,8 @@ def query_clauses(
 
 
 _ENDS: Final = (
-    "SELECT (SELECT occurred_at FROM events ORDER BY position LIMIT 1), "
-    "(SELECT occurred_at FROM events ORDER BY position DESC LIMIT 1), "
+    "SELECT (SELECT occurred_at FROM events WHERE position = (SELECT min(position) FROM events)), "
+    "(SELECT occurred_at FROM events WHERE position = (SELECT max(position) FROM events)), "
     "(SELECT max(position) FROM events)"
 )
 BACKWARDS: Final = "SELECT max(position) FROM events NOT INDEXED WHERE occurred_at <= ?"

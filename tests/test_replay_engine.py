@@ -1,28 +1,28 @@
-"""The replay engine against the incident fixtures (field by field, and its batch pass, on each
-backend: memory, SQLite and PostgreSQL), the generator's truth, its own batch pass, and the rule
-that an explanation depends only on the events up to the failure.
+"""The replay engine against the incident fixtures (field by field, and its batch pass), the
+generator's truth, its own batch pass, and the rule that an explanation depends only on the
+events up to the failure: every test on each backend (memory, SQLite and PostgreSQL), through
+the ``backend`` fixture.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
-from backends import Backend
+from backends import Backend, Place
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from logs import CHANNELS, SCENARIOS, later_event, run
 
 import fixtures
 from fixtures.generate import generate
-from ledger import EventStore, open_store
+from ledger import EventStore
 from ledger import events as ev
 from ledger.codec import read_lines
 from ledger.errors import LedgerError, NotFoundError
@@ -40,9 +40,15 @@ async def _import(store: EventStore, name: str) -> None:
         await store.import_events(read_lines(handle, source=name))
 
 
-async def _load(path: Path, name: str) -> None:
-    async with open_store(path, durability="normal") as store:
-        await _import(store, name)
+@asynccontextmanager
+async def _loaded(backend: Backend, name: str) -> AsyncIterator[EventStore]:
+    """Incident ``name`` imported into a new store of ``backend``, read back through a
+    read-only store object."""
+    async with backend.place() as place:
+        async with place.open(durability="normal") as store:
+            await _import(store, name)
+        async with place.open(readonly=True) as store:
+            yield store
 
 
 def _doc(exp: Explanation) -> dict[str, Any]:
@@ -133,7 +139,7 @@ async def test_incident_matches_expected(backend: Backend, name: str) -> None:
 
 
 @pytest.mark.anyio
-async def test_remedies_and_summaries_are_concrete(tmp_path: Path) -> None:
+async def test_remedies_and_summaries_are_concrete(backend: Backend) -> None:
     checks = {
         "credit_suspended_overdue": ("pay the overdue amount", "suspended"),
         "policy_bank_card_only": (
@@ -147,10 +153,8 @@ async def test_remedies_and_summaries_are_concrete(tmp_path: Path) -> None:
         "unknown_cause": ("ask the processor", "missing evidence"),
     }
     for name, (remedy, summary) in checks.items():
-        path = tmp_path / f"{name}.db"
-        await _load(path, name)
         (payment_id,) = fixtures.index()[fixtures.incident_names().index(name)]["payments"]
-        async with open_store(path, readonly=True) as store:
+        async with _loaded(backend, name) as store:
             exp = await explain(store, payment_id)
         assert exp.root_cause is not None
         assert remedy in exp.root_cause.remedy, name
@@ -158,9 +162,8 @@ async def test_remedies_and_summaries_are_concrete(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_unknown_payment_is_not_found(tmp_path: Path) -> None:
-    await _load(tmp_path / "s.db", "failover_saved")
-    async with open_store(tmp_path / "s.db", readonly=True) as store:
+async def test_unknown_payment_is_not_found(backend: Backend) -> None:
+    async with _loaded(backend, "failover_saved") as store:
         with pytest.raises(NotFoundError, match="no payment"):
             await explain(store, "P-nope")
         with pytest.raises(NotFoundError):
@@ -168,24 +171,21 @@ async def test_unknown_payment_is_not_found(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
-async def test_explaining_twice_gives_identical_json(tmp_path: Path) -> None:
-    for name, payment_id in CASES:
-        path = tmp_path / f"{name}.db"
-        if not path.exists():
-            await _load(path, name)
-        async with open_store(path, readonly=True) as store:
-            first = msgspec.json.encode(await explain(store, payment_id))
-            second = msgspec.json.encode(await explain(store, payment_id))
-        assert first == second
+async def test_explaining_twice_gives_identical_json(backend: Backend) -> None:
+    for name in dict.fromkeys(name for name, _ in CASES):
+        async with _loaded(backend, name) as store:
+            for payment_id in (p for n, p in CASES if n == name):
+                first = msgspec.json.encode(await explain(store, payment_id))
+                second = msgspec.json.encode(await explain(store, payment_id))
+                assert first == second, payment_id
 
 
 # --- what if -------------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_whatif_bank_card_passes_where_policy_blocked_huabei(tmp_path: Path) -> None:
-    await _load(tmp_path / "s.db", "policy_bank_card_only")
-    async with open_store(tmp_path / "s.db", readonly=True) as store:
+async def test_whatif_bank_card_passes_where_policy_blocked_huabei(backend: Backend) -> None:
+    async with _loaded(backend, "policy_bank_card_only") as store:
         card = await whatif(store, "P-20260301-0007", "bank_card")
         again = await whatif(store, "P-20260301-0007", "huabei")
     assert card.would_pass
@@ -201,9 +201,8 @@ async def test_whatif_bank_card_passes_where_policy_blocked_huabei(tmp_path: Pat
 
 
 @pytest.mark.anyio
-async def test_whatif_checks_credit_of_the_other_product(tmp_path: Path) -> None:
-    await _load(tmp_path / "s.db", "noisy_neighbours")
-    async with open_store(tmp_path / "s.db", readonly=True) as store:
+async def test_whatif_checks_credit_of_the_other_product(backend: Backend) -> None:
+    async with _loaded(backend, "noisy_neighbours") as store:
         huabei = await whatif(store, "P-20260301-0024", "huabei")
         with pytest.raises(LedgerError, match="did not fail"):
             await whatif(store, "P-20260218-0005", "huabei", attempt=1)
@@ -218,9 +217,8 @@ async def test_whatif_checks_credit_of_the_other_product(tmp_path: Path) -> None
 
 
 @pytest.mark.anyio
-async def test_whatif_carries_a_failed_verification_over(tmp_path: Path) -> None:
-    await _load(tmp_path / "s.db", "verification_failed")
-    async with open_store(tmp_path / "s.db", readonly=True) as store:
+async def test_whatif_carries_a_failed_verification_over(backend: Backend) -> None:
+    async with _loaded(backend, "verification_failed") as store:
         result = await whatif(store, "P-20260307-0014", "bank_card")
     checks = {c.check: c for c in result.checks}
     assert checks["verification"].status == "failed"
@@ -231,27 +229,48 @@ async def test_whatif_carries_a_failed_verification_over(tmp_path: Path) -> None
 # --- a generated log -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Generated:
+    """The generated log imported into a store of one backend, and the generator's truth."""
+
+    place: Place
+    truth: dict[str, str]
+
+
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+def generated_log() -> tuple[list[bytes], dict[str, str]]:
+    """20,000 generated lines and the generator's truth (once for every backend)."""
     truth: dict[str, str] = {}
-    path = tmp_path_factory.mktemp("gen") / "g.db"
+    lines = list(generate(20_000, 11, on_failure=truth.__setitem__))
+    return lines, truth
 
-    async def build() -> None:
-        lines = generate(20_000, 11, on_failure=truth.__setitem__)
-        async with open_store(path, durability="normal") as store:
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    """Module-scoped here (asyncio, as in ``conftest``), so that :func:`generated` can be: one
+    import per backend, its store (a memory store's object too) living on one event loop."""
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def generated(
+    backend: Backend, generated_log: tuple[list[bytes], dict[str, str]]
+) -> AsyncIterator[Generated]:
+    """The generated log imported into a new store of ``backend`` for the module's tests."""
+    lines, truth = generated_log
+    async with backend.place() as place:
+        async with place.open(durability="normal") as store:
             await store.import_events(read_lines(lines))
-
-    anyio.run(build)
-    return path, truth
+        yield Generated(place, truth)
 
 
 @pytest.mark.anyio
 async def test_engine_agrees_with_the_generators_truth(
-    generated: tuple[Path, dict[str, str]],
+    generated: Generated,
 ) -> None:
-    path, truth = generated
+    truth = generated.truth
     assert len(truth) > 100
-    async with open_store(path, readonly=True) as store:
+    async with generated.place.open(readonly=True) as store:
         got = {
             exp.payment_id: exp.root_cause.category if exp.root_cause else None
             async for exp in explain_failed(store)
@@ -261,10 +280,9 @@ async def test_engine_agrees_with_the_generators_truth(
 
 @pytest.mark.anyio
 async def test_batch_agrees_with_explain_on_a_generated_log(
-    generated: tuple[Path, dict[str, str]],
+    generated: Generated,
 ) -> None:
-    path, _ = generated
-    async with open_store(path, readonly=True) as store:
+    async with generated.place.open(readonly=True) as store:
         outcomes: dict[str, int] = {}
         checked = 0
         async for exp in explain_payments(store):
@@ -278,9 +296,8 @@ async def test_batch_agrees_with_explain_on_a_generated_log(
 
 
 @pytest.mark.anyio
-async def test_since_keeps_later_payments(generated: tuple[Path, dict[str, str]]) -> None:
-    path, _ = generated
-    async with open_store(path, readonly=True) as store:
+async def test_since_keeps_later_payments(generated: Generated) -> None:
+    async with generated.place.open(readonly=True) as store:
         every = [exp async for exp in explain_failed(store)]
         middle = every[len(every) // 2]
         requested: dict[str, datetime] = {}
@@ -362,28 +379,36 @@ def _account_and_merchant() -> dict[str, tuple[str, str]]:
 _ACCOUNT_AND_MERCHANT = _account_and_merchant()
 
 
-@settings(max_examples=40)
-@given(later_logs())
-def test_later_events_never_change_an_explanation(
-    case: tuple[str, str, list[ev.Event]],
-) -> None:
-    name, payment_id, later = case
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 40), ("sqlite", 40), ("postgres", 20)],
+    indirect=["backend"],
+)
+def test_later_events_never_change_an_explanation(backend: Backend, examples: int) -> None:
+    """An incident imported into a new store of ``backend`` per example, then later events
+    appended: the payment's explanation (one payment and batch) stays byte for byte the
+    same."""
 
-    async def body() -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "s.db"
-            await _load(path, name)
-            async with open_store(path, durability="normal") as store:
+    @settings(max_examples=examples)
+    @given(later_logs())
+    def check(case: tuple[str, str, list[ev.Event]]) -> None:
+        name, payment_id, later = case
+
+        async def body() -> None:
+            async with backend.place() as place, place.open(durability="normal") as store:
+                await _import(store, name)
                 before = msgspec.json.encode(await explain(store, payment_id))
                 batch_before = await _batch(store, payment_id)
                 for event in later:
                     await store.append(ev.stream_of(event), [event])
                 after = msgspec.json.encode(await explain(store, payment_id))
                 batch_after = await _batch(store, payment_id)
-        assert after == before
-        assert batch_before == batch_after == before
+            assert after == before
+            assert batch_before == batch_after == before
 
-    run(body)
+        run(body)
+
+    check()
 
 
 async def _batch(store: EventStore, payment_id: str) -> bytes:
@@ -402,10 +427,9 @@ async def _only(
 
 @pytest.mark.anyio
 async def test_evidence_is_before_the_failure_and_about_the_payment(
-    generated: tuple[Path, dict[str, str]],
+    generated: Generated,
 ) -> None:
-    path, _ = generated
-    async with open_store(path, readonly=True) as store:
+    async with generated.place.open(readonly=True) as store:
         account_of: dict[str, str] = {}
         async for rec in store.query(types=["PaymentRequested"]):
             event = rec.event

@@ -14,6 +14,8 @@ applies and ``durability`` means nothing here: the store lives as long as the ob
 
 from __future__ import annotations
 
+import heapq
+from bisect import bisect_left
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -193,6 +195,29 @@ class MemoryEventStore(EventStore):
             if count % _PAGE == 0:
                 await anyio.lowlevel.checkpoint()
 
+    def _of_streams(
+        self, names: Collection[str], from_position: int, to_position: int | None
+    ) -> Iterable[int]:
+        """The positions of the streams ``names`` from ``from_position``, in order, through
+        each stream's own list (never the whole log), a page at a time as the SQLite store
+        reads: each page is taken from the lists as they are then, so events appended
+        meanwhile are read until a page comes back short."""
+        position = max(1, from_position)
+        while True:
+            parts = []
+            for name in names:
+                listed = self._streams.get(name)
+                if listed:
+                    start = bisect_left(listed, position)
+                    parts.append(listed[start : start + _PAGE])
+            page = [p for p in heapq.merge(*parts) if to_position is None or p <= to_position][
+                :_PAGE
+            ]
+            yield from page
+            if len(page) < _PAGE:
+                return
+            position = page[-1] + 1
+
     def _range(self, from_position: int, to_position: int | None) -> Iterable[int]:
         position = max(1, from_position)
         while position <= len(self._rows) and (to_position is None or position <= to_position):
@@ -243,9 +268,7 @@ class MemoryEventStore(EventStore):
         names = frozenset(streams)
         if not names:
             return
-        async for record in self._scan(
-            lambda: self._range(from_position, to_position), lambda row: row[_STREAM] in names
-        ):
+        async for record in self._scan(lambda: self._of_streams(names, from_position, to_position)):
             yield record
 
     async def query(
@@ -273,7 +296,12 @@ class MemoryEventStore(EventStore):
                 and (correlation_id is None or row[_CORRELATION] == correlation_id)
             )
 
-        async for record in self._scan(lambda: self._range(from_position, to_position), keep):
+        def positions() -> Iterable[int]:
+            if stream is not None:  # that stream's own list, not the whole log
+                return self._of_streams((stream,), from_position, to_position)
+            return self._range(from_position, to_position)
+
+        async for record in self._scan(positions, keep):
             yield record
 
     async def read_rows(

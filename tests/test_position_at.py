@@ -1,4 +1,5 @@
-"""``position_at``: the last position whose event occurred at or before a moment.
+"""Reads that must not scan the whole log: ``position_at`` (the last position whose event
+occurred at or before a moment) and the reads by stream.
 
 ``occurred_at`` does not follow positions (late events, imports), so the answer is exact
 whichever way a store reads it; the SQLite store picks the cheaper way by where the moment falls
@@ -15,8 +16,9 @@ from backends import Backend
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from logs import run
-from store_contract import T0, requested
+from store_contract import T0, requested, status
 
+from ledger import memory
 from ledger._pg import sql as pg_sql
 from ledger._sqlite import reads
 
@@ -83,3 +85,64 @@ def test_reads_backwards_only_near_the_head(backend: Backend) -> None:
                 assert used[1:] == ([] if way is None else [way]), probe
 
     run(body)
+
+
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 100), ("sqlite", 40), ("postgres", 20)],
+    indirect=["backend"],
+)
+def test_reads_by_stream_are_the_log_filtered(
+    backend: Backend, examples: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``read_streams`` and ``query(stream=...)`` give exactly the events of the log's order
+    that belong to the streams and positions asked (the memory store reads each stream's own
+    list a page at a time: pages of 3 here, so reads cross pages)."""
+    monkeypatch.setattr(memory, "_PAGE", 3)
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(st.integers(0, 5), min_size=1, max_size=25),
+        st.sets(st.integers(0, 6), max_size=4),
+        st.integers(0, 30),
+        st.one_of(st.none(), st.integers(0, 30)),
+    )
+    def check(owners: list[int], asked: set[int], low: int, high: int | None) -> None:
+        async def body() -> None:
+            async with backend.store(durability="normal") as store:
+                versions: dict[int, int] = {}
+                for i, owner in enumerate(owners):
+                    version = versions.get(owner, 0)
+                    event = (
+                        requested(f"P{owner}", minutes=i)
+                        if version == 0
+                        else status(f"c{owner}", minutes=i)
+                    )
+                    stream = f"payment-P{owner}" if version == 0 else f"channel-c{owner}"
+                    await store.append(stream, [event])
+                    versions[owner] = version + 1
+                every = [r async for r in store.read_all()]
+                names = {f"payment-P{n}" for n in asked} | {f"channel-c{n}" for n in asked}
+
+                def inside(position: int) -> bool:
+                    return position >= low and (high is None or position <= high)
+
+                want = [r.position for r in every if r.stream in names and inside(r.position)]
+                got = [
+                    r.position
+                    async for r in store.read_streams(names, from_position=low, to_position=high)
+                ]
+                assert got == want
+                for name in sorted(names):
+                    want_one = [
+                        r.position for r in every if r.stream == name and inside(r.position)
+                    ]
+                    got_one = [
+                        r.position
+                        async for r in store.query(stream=name, from_position=low, to_position=high)
+                    ]
+                    assert got_one == want_one, name
+
+        run(body)
+
+    check()

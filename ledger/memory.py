@@ -18,10 +18,11 @@ import heapq
 from bisect import bisect_left
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Collection, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import anyio.lowlevel
+import msgspec
 
 from ._merkle.frontier import Frontier
 from ._merkle.plan import DEFAULT_THRESHOLD as TREE_THRESHOLD
@@ -57,6 +58,15 @@ _OCCURRED, _RECORDED, _EVENT_ID, _CORRELATION, _CAUSATION, _DATA, _HASH = 5, 6, 
 _Row = tuple[Any, ...]
 
 
+class _Requested(msgspec.Struct):
+    """What the index of payment requests keeps of a ``PaymentRequested``."""
+
+    account_id: str | None = None
+
+
+_REQUESTED: Final = msgspec.json.Decoder(_Requested)
+
+
 class MemoryEventStore(EventStore):
     """The event store in a Python list. Open it with ``open_store(":memory:")``."""
 
@@ -67,6 +77,9 @@ class MemoryEventStore(EventStore):
         self._streams: dict[str, list[int]] = {}
         """Each stream's positions, in version order."""
         self._ids: dict[str, Stored] = {}
+        self._requests: dict[str, list[tuple[int, str]]] = {}
+        """The payment requests naming each account: (position, payment id), in log order
+        (what the SQLite store's index of requests by account gives)."""
         self._head_hash = GENESIS_HASH
         self._summed = 0
         """The running total of the amounts the projections add up (``store.SUMMED_TYPES``)."""
@@ -118,6 +131,12 @@ class MemoryEventStore(EventStore):
             assert row[_POSITION] == len(self._rows) + 1
             self._rows.append(row)
             self._streams.setdefault(row[_STREAM], []).append(row[_POSITION])
+            if row[_TYPE] == "PaymentRequested":
+                account_id = _REQUESTED.decode(row[_DATA]).account_id
+                if account_id is not None:
+                    self._requests.setdefault(account_id, []).append(
+                        (row[_POSITION], row[_STREAM].removeprefix("payment-"))
+                    )
             self._ids[row[_EVENT_ID]] = Stored(
                 row[_POSITION], row[_STREAM], row[_VERSION], row[_DATA]
             )
@@ -303,6 +322,15 @@ class MemoryEventStore(EventStore):
 
         async for record in self._scan(positions, keep):
             yield record
+
+    async def payments_of(self, account_id: str, *, to_position: int | None = None) -> list[str]:
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        return [
+            payment
+            for position, payment in self._requests.get(account_id, ())
+            if to_position is None or position <= to_position
+        ]
 
     async def read_rows(
         self,

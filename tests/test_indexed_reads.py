@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Final
 
+import msgspec
 import pytest
 from backends import Backend
 from hypothesis import HealthCheck, given, settings
@@ -142,6 +143,41 @@ def test_reads_by_stream_are_the_log_filtered(
                         async for r in store.query(stream=name, from_position=low, to_position=high)
                     ]
                     assert got_one == want_one, name
+
+        run(body)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 100), ("sqlite", 40), ("postgres", 20)],
+    indirect=["backend"],
+)
+def test_payments_of_an_account_are_its_requests_in_order(backend: Backend, examples: int) -> None:
+    """``payments_of`` (how an account's state finds its payments) names exactly the payments
+    whose request names the account, in request order, up to the position asked."""
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        st.lists(st.sampled_from(["A1", "A2", "A3"]), max_size=20),
+        st.one_of(st.none(), st.integers(0, 22)),
+    )
+    def check(accounts: list[str], upto: int | None) -> None:
+        async def body() -> None:
+            async with backend.store(durability="normal") as store:
+                for i, account in enumerate(accounts):
+                    event = msgspec.structs.replace(
+                        requested(f"P{i}", minutes=i), account_id=account
+                    )
+                    await store.append(f"payment-P{i}", [event])
+                for account in ("A1", "A2", "A3", "A9"):
+                    want = [
+                        f"P{i}"
+                        for i, a in enumerate(accounts)
+                        if a == account and (upto is None or i + 1 <= upto)
+                    ]
+                    assert await store.payments_of(account, to_position=upto) == want, account
 
         run(body)
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -67,6 +68,10 @@ _QUIET: Final = frozenset(PAYMENT_EVENT_TYPES - _MOVES_ACCOUNT - {"PaymentReques
 """Payment events that touch nothing but their payment."""
 _SKIPPED: Final = sorted(_QUIET)
 """Read for the payments kept only."""
+_PLAIN: Final = frozenset({"PaymentRequested", "PaymentAuthorized", "PaymentSettled"})
+"""The events a payment without a decline or an abandonment is folded from for ``plain``: with
+neither it can only be settled (``succeeded``) or not yet (``pending``), rule 7.6, and the pass
+reads these for every payment anyway."""
 
 
 class _RequestedOf(msgspec.Struct):
@@ -128,6 +133,12 @@ class _Pass:
         """The account of every payment requested so far (its first request stands)."""
         self.bounds = bounds
         self.open: dict[str, _Open] = {}
+        self.every: dict[str, tuple[int, int]] | None = None
+        """Every payment stream's bounds when the payments not kept are folded too (``plain``)."""
+        self.plain: dict[str, PaymentState | None] = {}
+        """Those payments, folded from their :data:`_PLAIN` events so far."""
+        self.plain_due: list[tuple[int, str]] = []
+        """A heap of (last position, stream) of the payments in :attr:`plain`."""
 
     # --- the world ----------------------------------------------------------------------
 
@@ -192,6 +203,8 @@ class _Pass:
             if entry is not None:
                 entry.account_id, entry.merchant = head.account_id, head.merchant
         if entry is None:
+            if self.every is not None and type_name in _PLAIN:
+                self._plain_row(row, stream)
             if type_name in _MOVES_ACCOUNT:
                 moved = slim_of_row(type_name, row[2], row[3], position)
                 if isinstance(moved, UnknownEvent):  # (a type column that lies about its data)
@@ -215,6 +228,27 @@ class _Pass:
             return None
         del self.open[stream]
         return self._explain(entry)
+
+    def _plain_row(self, row: PayloadRow, stream: str) -> None:
+        """Fold a row of a payment not kept into its state (``plain``)."""
+        assert self.every is not None
+        event = _whole(row)
+        if isinstance(event, UnknownEvent):
+            raise UnknownEventTypeError(event.type_name, row[0])
+        if stream not in self.plain:
+            heapq.heappush(self.plain_due, (self.every[stream][1], stream))
+        self.plain[stream] = payment_projection.apply_event(self.plain.get(stream), event, row[0])
+
+    def plain_done(self, upto: int) -> list[PaymentState]:
+        """The states of the payments not kept whose streams end at or before ``upto``
+        (each once; a stream without a request gives none)."""
+        done: list[PaymentState] = []
+        due = self.plain_due
+        while due and due[0][0] <= upto:
+            state = self.plain.pop(heapq.heappop(due)[1])
+            if state is not None:
+                done.append(state)
+        return done
 
     def _move_account(self, payment_id: str, event: Any, position: int) -> None:
         """Route a payment event to its account, unless it cannot move a credit line (a card
@@ -319,6 +353,7 @@ async def explain_payments(
     failed_only: bool = False,
     with_failures: bool = False,
     since: datetime | None = None,
+    plain: Callable[[PaymentState], object] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AsyncIterator[Explanation]:
     """Explain every payment (every failed one with ``failed_only``; every one with a
@@ -329,9 +364,19 @@ async def explain_payments(
     ``since`` keeps the payments requested at or after that moment. Each payment is explained
     when the pass reaches its last event (so in the order of their last events);
     ``progress(position)`` is called after every page.
+
+    ``plain`` (with ``failed_only`` or ``with_failures``) is called with the state of every
+    payment the pass does not keep, once it has read the payment's last position, whatever
+    ``since``: a payment with neither a ``PaymentDeclined`` nor a ``PaymentAbandoned`` cannot
+    have failed or met a failure (rule 7.6), so its request, authorizations and settlements
+    give all its explanation would say in numbers (its outcome, ``succeeded`` or ``pending``,
+    and its request), without the events it alone holds being read. The statistics count
+    every payment this way at the cost of explaining the failures only.
     """
     head = await store.head()
     kept = failed_only or with_failures
+    if plain is not None and not kept:
+        raise ValueError("plain is for the payments a pass with failed_only or with_failures skips")
     bounds = await store.stream_bounds(
         "payment-", types=_ENDINGS if kept else None, to_position=head
     )
@@ -342,6 +387,8 @@ async def explain_payments(
         return since is None or state.requested_at >= since
 
     fold = _Pass(bounds, wanted if failed_only or since is not None else None)
+    if plain is not None:
+        fold.every = await store.stream_bounds("payment-", to_position=head)
     window = _Window(bounds) if kept else None
 
     async def page(low: int, high: int) -> list[PayloadRow]:
@@ -352,7 +399,9 @@ async def explain_payments(
         )
 
     last = 0
+    high = 0
     async for rows in _read_ahead(head, page):
+        high = min(head, high + _PAGE)  # (the pages of _read_ahead, in order)
         for row in rows:
             done = fold.apply(row)
             if isinstance(done, Explanation):
@@ -362,8 +411,14 @@ async def explain_payments(
                     continue
                 yield done
             last = row[0]
+        if plain is not None:
+            for state in fold.plain_done(high):
+                plain(state)
         if progress is not None and last:
             progress(last)
+    if plain is not None:
+        for state in fold.plain_done(head):
+            plain(state)
     if progress is not None:
         progress(head)
 

@@ -22,6 +22,7 @@ import msgspec
 
 from causes import Category
 from ledger.store import EventStore
+from projections.state import PaymentState
 
 from .batch import explain_payments
 from .explanation import AttemptExplanation, Explanation
@@ -34,6 +35,7 @@ __all__ = [
     "incidents",
     "key_of_attempt",
     "period_moment",
+    "plain_in_period",
 ]
 
 IncidentKey = tuple[str, tuple[int, ...], str | None, str | None]
@@ -107,6 +109,14 @@ def period_moment(exp: Explanation) -> datetime:
     if exp.outcome == "failed":
         return exp.failure_at or exp.requested_at
     return exp.requested_at
+
+
+def plain_in_period(state: PaymentState, since: datetime | None, until: datetime | None) -> bool:
+    """:func:`in_period` of a payment that has not failed, from its state (the payments a pass
+    counts without explaining them): placed by its request, as :func:`period_moment` places
+    every payment that did not fail."""
+    assert state.outcome != "failed", "a failed payment is placed by its explanation"
+    return _within(state.requested_at, since, until)
 
 
 def in_period(exp: Explanation, since: datetime | None, until: datetime | None) -> bool:

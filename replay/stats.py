@@ -15,11 +15,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ledger.store import EventStore
+from projections.state import PaymentState
 
 from .batch import explain_payments
 from .documents import StatsDocument
 from .explanation import Explanation
-from .incidents import in_period
+from .incidents import in_period, plain_in_period
 
 __all__ = ["Tally", "stats"]
 
@@ -70,6 +71,16 @@ class Tally:
             _add(self.saved_amount, exp.currency, exp.amount_minor)
         return True
 
+    def add_plain(self, state: PaymentState) -> bool:
+        """Count a payment with neither a decline nor an abandonment from its state (``plain``
+        of :func:`replay.explain_payments`): what :meth:`add` counts of its explanation, which
+        names no cause. Returns whether it lies in the period."""
+        if not plain_in_period(state, self.since, self.until):
+            return False
+        self.counts["payments"] += 1
+        _add(self.counts, state.outcome)
+        return True
+
     def document(self) -> StatsDocument:
         """The statistics document (see the module docstring)."""
         return StatsDocument(
@@ -96,8 +107,11 @@ async def stats(
     until: datetime | None = None,
 ) -> StatsDocument:
     """The statistics document of every payment of the period, from one pass over the log
-    (:func:`replay.explain_payments`)."""
+    (:func:`replay.explain_payments`) that explains the payments with a decline or an
+    abandonment and counts the others from their state (``plain``)."""
     tally = Tally(since=since, until=until)
-    async for exp in explain_payments(store, progress=progress):
+    async for exp in explain_payments(
+        store, with_failures=True, plain=tally.add_plain, progress=progress
+    ):
         tally.add(exp)
     return tally.document()

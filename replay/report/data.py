@@ -216,12 +216,15 @@ async def fleet_report(
     progress: Callable[[int], None] | None = None,
 ) -> FleetReport:
     """The report of the period ``[since, until]`` (both inclusive, ``None`` open): one pass
-    over the log explains every payment; the statistics and the incidents are taken from it by
-    the code ``stats`` and ``incidents`` run; then the early warnings are read."""
+    over the log explains every payment with a decline or an abandonment and counts the others
+    from their state (:meth:`Tally.add_plain`); the statistics and the incidents are taken from
+    it by the code ``stats`` and ``incidents`` run; then the early warnings are read."""
     head = await store.head()
     tally = Tally(since=since, until=until)
     kept: list[Explanation] = []
-    async for exp in explain_payments(store, progress=progress):
+    async for exp in explain_payments(
+        store, with_failures=True, plain=tally.add_plain, progress=progress
+    ):
         tally.add(exp)
         if exp.outcome == "failed" or any(a.cause is not None for a in exp.attempts):
             kept.append(exp)

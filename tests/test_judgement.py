@@ -29,9 +29,10 @@ from ledger import EventStore, Record, open_store
 from ledger import events as ev
 from projections import fold
 from projections.state import PaymentState
-from replay import Explanation, explain, explain_failed, explain_payments, whatif
+from replay import Explanation, batch, explain, explain_failed, explain_payments, whatif
 from replay.assemble import failures
-from replay.stats import stats
+from replay.report.data import fleet_report
+from replay.stats import Tally, stats
 
 
 @asynccontextmanager
@@ -293,3 +294,40 @@ def test_outcomes_follow_rule_7_6_everywhere(events: list[ev.Event]) -> None:
             assert doc.pending == len(want) - doc.succeeded - doc.failed
 
     run(body)
+
+
+@pytest.mark.parametrize(
+    ("backend", "examples"),
+    [("memory", 100), ("sqlite", 30), ("postgres", 20)],
+    indirect=["backend"],
+)
+def test_stats_and_report_count_as_if_every_payment_were_explained(
+    backend: Backend, examples: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stats`` and the report explain only the payments with a decline or an abandonment and
+    count the others from their state (``explain_payments(plain=...)``): the document must be
+    the one a tally of every payment's explanation gives, for the whole log and for periods cut
+    anywhere in it (pages of 3 positions, so payments end on every page)."""
+    monkeypatch.setattr(batch, "_PAGE", 3)
+
+    @settings(max_examples=examples, suppress_health_check=[HealthCheck.too_slow])
+    @given(random_logs(), st.data())
+    def check(events: list[ev.Event], data: st.DataObject) -> None:
+        times = sorted({e.occurred_at for e in events})
+        since = data.draw(st.one_of(st.none(), st.sampled_from(times)))
+        until = data.draw(st.one_of(st.none(), st.sampled_from(times)))
+
+        async def body() -> None:
+            async with backend.store(durability="normal") as store:
+                await load(store, events)
+                reference = Tally(since=since, until=until)
+                async for exp in explain_payments(store):
+                    reference.add(exp)
+                want = reference.document()
+                assert await stats(store, since=since, until=until) == want
+                report = await fleet_report(store, since=since, until=until)
+                assert report.stats == want
+
+        run(body)
+
+    check()

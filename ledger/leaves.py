@@ -138,8 +138,9 @@ def fold_leaves(f: BinaryIO, count: int, frontier: Frontier | None = None) -> Fr
 def open_leaves(path: str | os.PathLike[str], size: int, root: bytes) -> BinaryIO:
     """The leaves file at ``path``, open at offset 0 once checked: at least ``size`` leaves,
     the first ``size`` folding to ``root`` (the checkpoint's). Raises :class:`LeavesError`
-    saying why not. Reading the leaves from the returned file reads what was checked, even if
-    the file is replaced meanwhile."""
+    saying why not. Reading the leaves from the returned file reads what was checked if the file
+    is replaced meanwhile (by a rename), not if it is changed in place: a caller that acts on
+    the leaves folds them again as it reads them (:func:`ledger.audit.check_checkpoint`)."""
     where = os.fspath(path)
     try:
         f = open(path, "rb")  # noqa: SIM115  # returned open

@@ -29,6 +29,7 @@ genuine or forged.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -143,11 +144,24 @@ def open_leaves(path: str | os.PathLike[str], size: int, root: bytes) -> BinaryI
     the leaves folds them again as it reads them (:func:`ledger.audit.check_checkpoint`)."""
     where = os.fspath(path)
     try:
-        f = open(path, "rb")  # noqa: SIM115  # returned open
+        # never blocks: a FIFO in its place would hold the verifier until something writes
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise LeavesError(f"cannot read the leaves file {where}: {e.strerror}") from None
     try:
-        length = os.fstat(f.fileno()).st_size
+        status = os.fstat(fd)
+        regular = stat.S_ISREG(status.st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    except OSError as e:
+        os.close(fd)
+        raise LeavesError(f"cannot read the leaves file {where}: {e.strerror}") from None
+    if not regular:
+        os.close(fd)
+        raise LeavesError(f"the leaves file {where} is not a regular file")
+    f = os.fdopen(fd, "rb")
+    try:
+        length = status.st_size
         if length < size * LEAF_SIZE:
             raise LeavesError(
                 f"the leaves file {where} holds {length // LEAF_SIZE} leaves, fewer than the"

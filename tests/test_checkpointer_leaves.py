@@ -532,3 +532,35 @@ async def test_a_leaves_file_changed_in_place_after_its_check_names_no_position(
         leaves.write_bytes(genuine)
         report = await check_checkpoint(forged, newest, note_file=newest_path)
         assert (report.first_bad_position, report.leaves) == (9, "used")
+
+
+async def test_a_leaves_file_that_is_not_a_regular_file_is_set_aside_at_once(
+    tmp_path: Path,
+) -> None:
+    """A FIFO named ``checkpoints.leaves`` beside the notes (or given as ``--leaves``) would
+    hold ``verify`` on a forged log until something writes to it: it is set aside at once."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    async with Backend("memory").store() as store:
+        await _signed_run(store, notes, [6])
+        newest, newest_path = _assert_usable(notes, 6), _notes(notes)[-1]
+        lines = await _forged(store, 3)
+    (notes / LEAVES_NAME).unlink()
+    os.mkfifo(notes / LEAVES_NAME)
+    unblock = threading.Timer(5, lambda: (notes / LEAVES_NAME).open("wb").close())
+    unblock.start()  # lets a reader blocked in open() go on, so that this fails, not hangs
+    try:
+        async with _imported(Backend("memory"), lines) as (_, forged):
+            started = time.monotonic()
+            report = await check_checkpoint(forged, newest, note_file=newest_path)
+            assert time.monotonic() - started < 4
+            for given in (notes / LEAVES_NAME, notes):
+                also = await check_checkpoint(forged, newest, leaves=given)
+                assert also.leaves == "refused"
+                assert also.reason is not None
+                assert f"the leaves file {given} is not a regular file" in also.reason
+    finally:
+        unblock.cancel()
+    assert (report.ok, report.first_bad_position, report.leaves) == (False, None, "refused")
+    assert report.reason is not None
+    assert "is not a regular file" in report.reason

@@ -22,6 +22,7 @@ Check the signature first (:func:`ledger.checkpoint.verify_checkpoint`): this mo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import aclosing, closing
 from pathlib import Path
 from typing import BinaryIO, Literal
@@ -95,18 +96,38 @@ async def _fold(store: EventStore, size: int) -> bytes:
     return frontier.root()
 
 
-async def _first_difference(store: EventStore, file: BinaryIO, upto: int) -> int | None:
-    """The first position up to ``upto`` whose chain hash differs from the file's leaf."""
-    position = 1
-    with closing(read_leaves(file, upto, page=PAGE)) as signed_pages:
+def _next_folded(pages: Iterator[list[bytes]], folded: Frontier) -> list[bytes]:
+    """The next page of leaves from the file (``[]``: no more), folded into ``folded``."""
+    page = next(pages, [])
+    folded.append(page, threshold=1 << 30)
+    return page
+
+
+async def _first_difference(
+    store: EventStore, file: BinaryIO, checkpoint: Checkpoint, upto: int
+) -> tuple[int | None, bool]:
+    """The first position up to ``upto`` whose chain hash differs from the file's leaf, and
+    whether the leaves compared are the ones signed: all ``checkpoint.size`` of them are read
+    (past the difference too) and folded again, since the file was checked by an earlier read
+    and may have been changed in place since (by a writer racing this one, or on a file system
+    that serves other bytes the second time). File reads and folds run in a worker thread."""
+    position: int | None = None
+    folded = Frontier()
+    with closing(read_leaves(file, checkpoint.size, page=PAGE)) as signed_pages:
+        at = 1
         async with aclosing(store_leaves(store, upto, page=PAGE)) as stored:
             async for mine in stored:  # pages aligned with the file's
-                signed = next(signed_pages, [])
+                signed = await anyio.to_thread.run_sync(_next_folded, signed_pages, folded)
                 for a, b in zip(signed, mine, strict=False):
                     if a != b:
-                        return position
-                    position += 1
-    return None
+                        position = at
+                        break
+                    at += 1
+                if position is not None:
+                    break
+        while await anyio.to_thread.run_sync(_next_folded, signed_pages, folded):
+            pass
+    return position, folded.size == checkpoint.size and folded.root() == checkpoint.root_hash
 
 
 async def check_checkpoint(
@@ -171,7 +192,7 @@ async def check_checkpoint(
     upto = min(head, size)
     try:
         with file:
-            position = await _first_difference(store, file, upto)
+            position, intact = await _first_difference(store, file, checkpoint, upto)
     except IntegrityError as e:
         return _report(
             checkpoint,
@@ -180,6 +201,17 @@ async def check_checkpoint(
             leaves="used",
             leaves_file=where,
             reason=f"the store's chain hashes cannot be read: {e.reason}",
+        )
+    if not intact:
+        return _report(
+            checkpoint,
+            head,
+            store_root=store_root,
+            leaves="refused",
+            leaves_file=where,
+            reason=f"{what}; the leaves file is set aside (it changed while it was read: the"
+            f" first {size} leaves read do not fold to the checkpoint's root), so which position"
+            " differs cannot be named",
         )
     if position is not None:
         reason = (

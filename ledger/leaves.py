@@ -29,6 +29,7 @@ genuine or forged.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import BinaryIO, Final
@@ -138,15 +139,29 @@ def fold_leaves(f: BinaryIO, count: int, frontier: Frontier | None = None) -> Fr
 def open_leaves(path: str | os.PathLike[str], size: int, root: bytes) -> BinaryIO:
     """The leaves file at ``path``, open at offset 0 once checked: at least ``size`` leaves,
     the first ``size`` folding to ``root`` (the checkpoint's). Raises :class:`LeavesError`
-    saying why not. Reading the leaves from the returned file reads what was checked, even if
-    the file is replaced meanwhile."""
+    saying why not. Reading the leaves from the returned file reads what was checked if the file
+    is replaced meanwhile (by a rename), not if it is changed in place: a caller that acts on
+    the leaves folds them again as it reads them (:func:`ledger.audit.check_checkpoint`)."""
     where = os.fspath(path)
     try:
-        f = open(path, "rb")  # noqa: SIM115  # returned open
+        # never blocks: a FIFO in its place would hold the verifier until something writes
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
         raise LeavesError(f"cannot read the leaves file {where}: {e.strerror}") from None
     try:
-        length = os.fstat(f.fileno()).st_size
+        status = os.fstat(fd)
+        regular = stat.S_ISREG(status.st_mode)
+        if regular:
+            os.set_blocking(fd, True)
+    except OSError as e:
+        os.close(fd)
+        raise LeavesError(f"cannot read the leaves file {where}: {e.strerror}") from None
+    if not regular:
+        os.close(fd)
+        raise LeavesError(f"the leaves file {where} is not a regular file")
+    f = os.fdopen(fd, "rb")
+    try:
+        length = status.st_size
         if length < size * LEAF_SIZE:
             raise LeavesError(
                 f"the leaves file {where} holds {length // LEAF_SIZE} leaves, fewer than the"

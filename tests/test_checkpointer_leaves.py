@@ -32,6 +32,8 @@ from hypothesis import strategies as st
 from store_contract import opened
 
 import ledger._checkpoint_dir
+import ledger.audit
+import ledger.leaves
 from ledger import Checkpointer, CheckpointError, check_checkpoint, open_store, verify_checkpoint
 from ledger.checkpoint import Checkpoint, generate_key, write_keypair
 from ledger.checkpointer import NOTE_NAME
@@ -489,3 +491,76 @@ def test_a_killed_checkpointer_leaves_whole_notes_and_a_usable_prefix(tmp_path: 
                 assert (await check_checkpoint(store, _note(path), note_file=path)).ok
 
     anyio.run(resume)
+
+
+async def test_a_leaves_file_changed_in_place_after_its_check_names_no_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leaves are checked to fold to the signed root, then read again to compare: a file
+    changed in place between the two (its writer racing the verifier, or a file system that
+    serves other bytes on a second read) must not name a position. Here the forged log's chain
+    hashes 9 to 14 are written over the genuine ones after the check: comparing them would
+    name 15, hiding that the log was rewritten from 9."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    leaves = notes / LEAVES_NAME
+    async with Backend("memory").store() as store:
+        await _signed_run(store, notes, [20])
+        newest = _assert_usable(notes, 20)
+        newest_path = _notes(notes)[-1]
+        genuine = leaves.read_bytes()
+        lines = await _forged(store, 9)
+    async with _imported(Backend("memory"), lines) as (_, forged):
+        forged_leaves = await forged.leaf_hashes(9, 14)
+        real_open = ledger.leaves.open_leaves
+
+        def open_then_overwrite(path: Any, size: int, root: bytes) -> BinaryIO:
+            checked = real_open(path, size, root)
+            with open(path, "r+b") as f:  # the same file, changed in place
+                f.seek(8 * LEAF_SIZE)
+                f.write(b"".join(forged_leaves))
+            return checked
+
+        monkeypatch.setattr(ledger.audit, "open_leaves", open_then_overwrite)
+        report = await check_checkpoint(forged, newest, note_file=newest_path)
+        assert (report.ok, report.first_bad_position, report.leaves) == (False, None, "refused")
+        assert report.reason is not None
+        assert "\n" not in report.reason
+        assert "changed while it was read" in report.reason
+        # the genuine file, left as it is, names 9
+        monkeypatch.setattr(ledger.audit, "open_leaves", real_open)
+        leaves.write_bytes(genuine)
+        report = await check_checkpoint(forged, newest, note_file=newest_path)
+        assert (report.first_bad_position, report.leaves) == (9, "used")
+
+
+async def test_a_leaves_file_that_is_not_a_regular_file_is_set_aside_at_once(
+    tmp_path: Path,
+) -> None:
+    """A FIFO named ``checkpoints.leaves`` beside the notes (or given as ``--leaves``) would
+    hold ``verify`` on a forged log until something writes to it: it is set aside at once."""
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    async with Backend("memory").store() as store:
+        await _signed_run(store, notes, [6])
+        newest, newest_path = _assert_usable(notes, 6), _notes(notes)[-1]
+        lines = await _forged(store, 3)
+    (notes / LEAVES_NAME).unlink()
+    os.mkfifo(notes / LEAVES_NAME)
+    unblock = threading.Timer(5, lambda: (notes / LEAVES_NAME).open("wb").close())
+    unblock.start()  # lets a reader blocked in open() go on, so that this fails, not hangs
+    try:
+        async with _imported(Backend("memory"), lines) as (_, forged):
+            started = time.monotonic()
+            report = await check_checkpoint(forged, newest, note_file=newest_path)
+            assert time.monotonic() - started < 4
+            for given in (notes / LEAVES_NAME, notes):
+                also = await check_checkpoint(forged, newest, leaves=given)
+                assert also.leaves == "refused"
+                assert also.reason is not None
+                assert f"the leaves file {given} is not a regular file" in also.reason
+    finally:
+        unblock.cancel()
+    assert (report.ok, report.first_bad_position, report.leaves) == (False, None, "refused")
+    assert report.reason is not None
+    assert "is not a regular file" in report.reason

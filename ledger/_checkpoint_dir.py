@@ -200,7 +200,10 @@ class LeavesLog:
         _sync_directory(self.directory)
 
     def _open_at(self, leaves: int) -> BinaryIO:
+        created = not self.path.exists()
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        if created:  # the new name durable before any note relies on it
+            _sync_directory(self.directory)
         f = os.fdopen(fd, "r+b")
         if os.fstat(fd).st_size < leaves * LEAF_SIZE:  # never a hole of zeros
             f.close()

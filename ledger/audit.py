@@ -60,7 +60,7 @@ class CheckpointReport(msgspec.Struct, frozen=True, kw_only=True):
     """The first position whose event is not the one signed (``None``: none, or it cannot be
     named)."""
     leaves: LeavesUse
-    leaves_file: str | None
+    leaves_file: str | None = None
     """The leaves file read (or given and missing); ``None`` when none was read or found."""
     reason: str | None
 
@@ -174,8 +174,9 @@ async def check_checkpoint(
             store_root=store_root,
             leaves="absent",
             leaves_file=where,
-            reason=f"{what}; which position differs cannot be named without the leaves file"
-            " signed with the checkpoint",
+            reason=f"{what}; which position differs cannot be named without a leaves file"
+            " that holds the leaves the checkpoint signs"
+            + ("" if where is None else f" ({where} does not exist)"),
         )
     try:
         file = await anyio.to_thread.run_sync(open_leaves, path, size, checkpoint.root_hash)

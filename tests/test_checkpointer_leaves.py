@@ -279,7 +279,7 @@ def test_leaves_files_longer_than_the_checkpoint_serve_it(
     verify = ["--db", forged_db, "verify", "--checkpoint", str(old), "--public-key", str(public)]
     code, out, _ = _cli(capsys, *verify)
     assert code == 1
-    assert "cannot be named without the leaves file" in out
+    assert "cannot be named without a leaves file" in out
     code, out, _ = _cli(capsys, *verify, "--leaves", f"{new}.leaves")
     assert code == 1
     assert "the event at position 4 is not the one it signed" in out

@@ -277,7 +277,7 @@ def test_a_forged_history_fails_naming_the_changed_line(
     )
     assert code == 1
     assert "the log does not extend the checkpoint" in out
-    assert "cannot be named without the leaves file" in out
+    assert "cannot be named without a leaves file" in out
 
     # the same proof an honest store gives does not hold against the signed root from the forgery
     code, out, _ = run(

@@ -121,7 +121,7 @@ async def test_a_forged_history_is_named_at_the_changed_line(
         blind = await check_checkpoint(forged, note, leaves=tmp_path / "none")
         assert (blind.ok, blind.first_bad_position, blind.leaves) == (False, None, "absent")
         assert blind.reason is not None
-        assert "cannot be named without the leaves file" in blind.reason
+        assert "cannot be named without a leaves file" in blind.reason
         bad = tmp_path / "bad.leaves"
         data = bytearray(_read(leaves))
         data[5 * LEAF_SIZE] ^= 1

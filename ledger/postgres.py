@@ -384,7 +384,7 @@ class PostgresEventStore(EventStore):
     async def position_at(self, moment: datetime) -> int:
         """As on SQLite (:func:`ledger._sqlite.reads.position_at`): backwards from the
         committed head near it, else through the index by time, each of whose entries costs
-        a heap fetch: about two rows read backwards, measured)."""
+        a heap fetch (about two rows read backwards, measured)."""
         bound = to_micros(moment)
         head, first, last = (await self._fetch(POSITION_ENDS, ()))[0]
         if not head:
